@@ -1,0 +1,663 @@
+//! The configuration file: serde types (unknown keys rejected), named defaults, and
+//! [`Config::validate`], which names the file, the field path and what is allowed.
+//!
+//! `config.example.yaml` documents every key and is parsed by a test below; keep the two
+//! in step. Secrets never live here: accounts name environment variables or files.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::credentials::{CredentialSources, Source};
+use crate::model::Cloud;
+
+/// Default `listen` address; 9758 is this exporter's port.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9758";
+/// Default `poll_interval`.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// Default `request_timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `accounts[].max_concurrency`.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
+/// Largest accepted `accounts[].max_concurrency`.
+pub const MAX_CONCURRENCY_LIMIT: usize = 64;
+/// Shortest accepted `poll_interval`.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The whole configuration file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on; `--web.listen-address` overrides it.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// How often every consumer group is polled.
+    #[serde(default = "default_poll_interval", with = "duration")]
+    pub poll_interval: Duration,
+    /// Deadline of one poll of one group, retries and pages included.
+    #[serde(default = "default_request_timeout", with = "duration")]
+    pub request_timeout: Duration,
+    /// The cloud accounts to poll.
+    pub accounts: Vec<Account>,
+}
+
+/// One cloud account (one key pair) in one region.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// Unique name, used in logs and in `kafka_cloud_lag_exporter_instance_info`.
+    pub name: String,
+    pub cloud: Cloud,
+    /// Region id, e.g. `cn-hangzhou` (Alibaba) or `ap-guangzhou` (Tencent).
+    pub region: String,
+    /// Base URL of the management API; `{region}` is replaced by the region.
+    /// Default: `https://alikafka.{region}.aliyuncs.com` or `https://ckafka.tencentcloudapi.com`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Where the key pair comes from; default: the cloud's standard environment variables.
+    #[serde(default)]
+    pub credentials: Option<CredentialsConfig>,
+    /// Alibaba only: request signature version, `v2` (HMAC-SHA1) or `v3` (ACS3-HMAC-SHA256).
+    #[serde(default)]
+    pub signature_version: Option<SignatureVersion>,
+    /// Most requests in flight at once for this account.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    pub instances: Vec<Instance>,
+}
+
+/// Alibaba request signature versions.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureVersion {
+    /// Signature V2, HMAC-SHA1 in query parameters.
+    #[default]
+    V2,
+    /// Signature V3, ACS3-HMAC-SHA256 in the `Authorization` header.
+    V3,
+}
+
+/// Credential sources in one cloud-neutral form: id, secret and optional token, each from
+/// an environment variable (`*_env`) or a file (`*_file`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    pub id_env: Option<String>,
+    pub id_file: Option<PathBuf>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+/// One Kafka instance and the consumer groups to poll on it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub id: String,
+    pub groups: Vec<String>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+fn default_poll_interval() -> Duration {
+    DEFAULT_POLL_INTERVAL
+}
+fn default_request_timeout() -> Duration {
+    DEFAULT_REQUEST_TIMEOUT
+}
+fn default_max_concurrency() -> usize {
+    DEFAULT_MAX_CONCURRENCY
+}
+
+/// A configuration problem: which file, which field, what is wrong and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read config file: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// YAML syntax, unknown keys and type errors; serde's message carries the field path,
+    /// the bad value, the allowed values and the line.
+    #[error("{}: {message}", file.display())]
+    Parse { file: PathBuf, message: String },
+    #[error("{}: {field}: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        let config = Config::parse(&text, path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Parses YAML text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // serde_yaml prefixes most messages with its own (sometimes shorter) path;
+            // replace that with the full one.
+            let rest = match inner.split_once(": ") {
+                Some((own, rest)) if !own.contains(' ') && field.starts_with(own) => rest,
+                _ => inner.as_str(),
+            };
+            let message = if field == "." {
+                rest.to_string()
+            } else {
+                format!("{field}: {rest}")
+            };
+            ConfigError::Parse {
+                file: path.to_path_buf(),
+                message,
+            }
+        })
+    }
+
+    /// Checks everything serde cannot: ranges, uniqueness, URLs and credential sources.
+    /// Does not read credentials; see [`Config::check_credentials`].
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            file: path.to_path_buf(),
+            field,
+            message,
+        };
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "listen".into(),
+                format!(
+                    "{:?} is not a socket address; expected host:port, e.g. \"0.0.0.0:9758\"",
+                    self.listen
+                ),
+            ));
+        }
+        if self.poll_interval < MIN_POLL_INTERVAL {
+            return Err(invalid(
+                "poll_interval".into(),
+                format!(
+                    "{} is too short; the minimum is {}",
+                    fmt_duration(self.poll_interval),
+                    fmt_duration(MIN_POLL_INTERVAL)
+                ),
+            ));
+        }
+        if self.request_timeout.is_zero() || self.request_timeout >= self.poll_interval {
+            return Err(invalid(
+                "request_timeout".into(),
+                format!(
+                    "{} must be greater than 0s and shorter than poll_interval ({})",
+                    fmt_duration(self.request_timeout),
+                    fmt_duration(self.poll_interval)
+                ),
+            ));
+        }
+        if self.accounts.is_empty() {
+            return Err(invalid(
+                "accounts".into(),
+                "at least one account is required".into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        let mut instances: BTreeMap<(Cloud, &str), String> = BTreeMap::new();
+        for (ai, account) in self.accounts.iter().enumerate() {
+            let at = |field: &str| format!("accounts[{ai}].{field}");
+            if account.name.trim().is_empty() || account.name.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    at("name"),
+                    format!(
+                        "{:?} is not allowed; use a non-empty name without spaces",
+                        account.name
+                    ),
+                ));
+            }
+            if !names.insert(account.name.as_str()) {
+                return Err(invalid(
+                    at("name"),
+                    format!(
+                        "{:?} is used by more than one account; names must be unique",
+                        account.name
+                    ),
+                ));
+            }
+            if !is_region_id(&account.region) {
+                return Err(invalid(
+                    at("region"),
+                    format!(
+                        "{:?} is not a region id; expected lowercase letters, digits and '-', e.g. \"cn-hangzhou\" or \"ap-guangzhou\"",
+                        account.region
+                    ),
+                ));
+            }
+            if let Some(endpoint) = &account.endpoint {
+                check_endpoint(endpoint).map_err(|m| invalid(at("endpoint"), m))?;
+            }
+            if account.signature_version.is_some() && account.cloud != Cloud::Alibaba {
+                return Err(invalid(
+                    at("signature_version"),
+                    "only applies to cloud: alibaba (Tencent always uses TC3-HMAC-SHA256)".into(),
+                ));
+            }
+            if account.max_concurrency == 0 || account.max_concurrency > MAX_CONCURRENCY_LIMIT {
+                return Err(invalid(
+                    at("max_concurrency"),
+                    format!(
+                        "{} is out of range; allowed 1 to {MAX_CONCURRENCY_LIMIT}",
+                        account.max_concurrency
+                    ),
+                ));
+            }
+            if let Some(creds) = &account.credentials {
+                creds
+                    .sources(account.cloud)
+                    .map_err(|(field, m)| invalid(at(&format!("credentials.{field}")), m))?;
+            }
+            if account.instances.is_empty() {
+                return Err(invalid(
+                    at("instances"),
+                    "at least one instance is required".into(),
+                ));
+            }
+            for (ii, instance) in account.instances.iter().enumerate() {
+                let at = |field: &str| format!("accounts[{ai}].instances[{ii}].{field}");
+                if instance.id.trim().is_empty() {
+                    return Err(invalid(at("id"), "must not be empty".into()));
+                }
+                if let Some(first) =
+                    instances.insert((account.cloud, instance.id.as_str()), at("id"))
+                {
+                    return Err(invalid(
+                        at("id"),
+                        format!(
+                            "{} instance {:?} is already configured at {first}; each instance may appear once",
+                            account.cloud, instance.id
+                        ),
+                    ));
+                }
+                if instance.groups.is_empty() {
+                    return Err(invalid(
+                        at("groups"),
+                        "at least one consumer group is required".into(),
+                    ));
+                }
+                let mut groups = HashSet::new();
+                for (gi, group) in instance.groups.iter().enumerate() {
+                    if group.trim().is_empty() {
+                        return Err(invalid(
+                            at(&format!("groups[{gi}]")),
+                            "must not be empty".into(),
+                        ));
+                    }
+                    if !groups.insert(group.as_str()) {
+                        return Err(invalid(
+                            at(&format!("groups[{gi}]")),
+                            format!("{group:?} is listed twice"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every account's credentials once, so that a missing variable or file is a
+    /// startup error naming the account and the source.
+    pub fn check_credentials(&self, path: &Path) -> Result<(), ConfigError> {
+        for (ai, account) in self.accounts.iter().enumerate() {
+            let sources = account.credential_sources();
+            crate::credentials::resolve(&sources).map_err(|e| ConfigError::Invalid {
+                file: path.to_path_buf(),
+                field: format!("accounts[{ai}].credentials"),
+                message: format!("account {:?}: {e}", account.name),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Every (account, instance, group) in file order.
+    pub fn group_count(&self) -> usize {
+        self.accounts
+            .iter()
+            .flat_map(|a| &a.instances)
+            .map(|i| i.groups.len())
+            .sum()
+    }
+}
+
+impl Account {
+    /// The configured credential sources, or the cloud's standard environment variables.
+    pub fn credential_sources(&self) -> CredentialSources {
+        match &self.credentials {
+            Some(c) => c
+                .sources(self.cloud)
+                .expect("credentials are validated before use"),
+            None => CredentialSources::standard(self.cloud),
+        }
+    }
+
+    /// The endpoint base URL with `{region}` substituted, or the cloud's default.
+    pub fn endpoint_url(&self) -> String {
+        let template = match &self.endpoint {
+            Some(e) => e.clone(),
+            None => match self.cloud {
+                Cloud::Alibaba => "https://alikafka.{region}.aliyuncs.com".to_string(),
+                Cloud::Tencent => "https://ckafka.tencentcloudapi.com".to_string(),
+            },
+        };
+        template
+            .replace("{region}", &self.region)
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+impl CredentialsConfig {
+    /// Checks that id and secret each have exactly one source and the token at most one.
+    /// The error names the offending key (relative to `credentials`) and the message.
+    pub fn sources(&self, cloud: Cloud) -> Result<CredentialSources, (String, String)> {
+        fn one(
+            what: &str,
+            env: &Option<String>,
+            file: &Option<PathBuf>,
+            required: bool,
+        ) -> Result<Option<Source>, (String, String)> {
+            match (env, file) {
+                (Some(_), Some(_)) => Err((
+                    format!("{what}_env"),
+                    format!("set either {what}_env or {what}_file, not both"),
+                )),
+                (Some(name), None) if !is_env_name(name) => Err((
+                    format!("{what}_env"),
+                    format!(
+                        "{name:?} is not an environment variable name; expected letters, digits and '_'"
+                    ),
+                )),
+                (Some(name), None) => Ok(Some(Source::Env(name.clone()))),
+                (None, Some(path)) if path.as_os_str().is_empty() => {
+                    Err((format!("{what}_file"), "must not be empty".into()))
+                }
+                (None, Some(path)) => Ok(Some(Source::File(path.clone()))),
+                (None, None) if required => Err((
+                    format!("{what}_env"),
+                    format!(
+                        "missing; set {what}_env or {what}_file (or omit `credentials` to use the standard variables)"
+                    ),
+                )),
+                (None, None) => Ok(None),
+            }
+        }
+        let _ = cloud;
+        let id = one("id", &self.id_env, &self.id_file, true)?.expect("required");
+        let secret = one("secret", &self.secret_env, &self.secret_file, true)?.expect("required");
+        let token = one("token", &self.token_env, &self.token_file, false)?;
+        Ok(CredentialSources {
+            id,
+            secret,
+            token: token.into_iter().collect(),
+        })
+    }
+}
+
+fn is_region_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let concrete = endpoint.replace("{region}", "region");
+    let url = reqwest::Url::parse(&concrete)
+        .map_err(|e| format!("{endpoint:?} is not a URL ({e}); expected e.g. \"https://alikafka-vpc.{{region}}.aliyuncs.com\""))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "{endpoint:?} has scheme {:?}; allowed: http, https",
+            url.scheme()
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+        return Err(format!(
+            "{endpoint:?} must be a base URL without path, query or fragment"
+        ));
+    }
+    Ok(())
+}
+
+/// Formats a duration the way the config spells it (`30s`, `1m30s`, `250ms`).
+pub fn fmt_duration(d: Duration) -> String {
+    let total_ms = d.as_millis();
+    if total_ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let (h, rem) = (total_ms / 3_600_000, total_ms % 3_600_000);
+    let (m, rem) = (rem / 60_000, rem % 60_000);
+    let (s, ms) = (rem / 1000, rem % 1000);
+    for (v, unit) in [(h, "h"), (m, "m"), (s, "s"), (ms, "ms")] {
+        if v > 0 {
+            out.push_str(&format!("{v}{unit}"));
+        }
+    }
+    out
+}
+
+/// Parses a duration such as `30s`, `5m`, `1m30s`, `1h` or `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let signed: jiff::SignedDuration = s.trim().parse().map_err(|_| {
+        format!("{s:?} is not a duration; expected a number with a unit, e.g. \"30s\", \"5m\", \"1m30s\", \"250ms\"")
+    })?;
+    if signed.is_negative() {
+        return Err(format!("{s:?} is negative; durations must be positive"));
+    }
+    Ok(signed.unsigned_abs())
+}
+
+/// serde adapter for durations written as strings.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for SignatureVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureVersion::V2 => "v2",
+            SignatureVersion::V3 => "v3",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+poll_interval: 30s
+accounts:
+  - name: ali
+    cloud: alibaba
+    region: cn-hangzhou
+    instances:
+      - id: alikafka_post-cn-abc123
+        groups: [orders]
+  - name: tc
+    cloud: tencent
+    region: ap-guangzhou
+    credentials:
+      id_env: TC_ID
+      secret_file: /var/run/secrets/tc/secret
+    instances:
+      - id: ckafka-abc
+        groups: [billing, audit]
+"#;
+
+    fn check(yaml: &str) -> Result<Config, String> {
+        let path = Path::new("test.yaml");
+        let c = Config::parse(yaml, path).map_err(|e| e.to_string())?;
+        c.validate(path).map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn good_config_gets_defaults() {
+        let c = check(GOOD).unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN);
+        assert_eq!(c.poll_interval, Duration::from_secs(30));
+        assert_eq!(c.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(c.accounts[0].max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(
+            c.accounts[0].endpoint_url(),
+            "https://alikafka.cn-hangzhou.aliyuncs.com"
+        );
+        assert_eq!(
+            c.accounts[1].endpoint_url(),
+            "https://ckafka.tencentcloudapi.com"
+        );
+        assert_eq!(c.group_count(), 3);
+        let s = c.accounts[1].credential_sources();
+        assert_eq!(s.id, Source::Env("TC_ID".into()));
+        assert_eq!(s.secret, Source::File("/var/run/secrets/tc/secret".into()));
+        assert!(s.token.is_empty());
+        assert_eq!(
+            c.accounts[0].credential_sources(),
+            CredentialSources::standard(Cloud::Alibaba)
+        );
+    }
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml");
+        let c = Config::load(&path).unwrap();
+        assert!(!c.accounts.is_empty());
+    }
+
+    /// Each bad case and a fragment its message must contain.
+    #[test]
+    fn bad_configs_name_the_field_and_the_allowed_values() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "unknown cloud",
+                "cloud: alibaba\n",
+                &["accounts[0].cloud", "aws", "alibaba", "tencent"],
+            ),
+            (
+                "unknown key",
+                "    instances:\n",
+                &["accounts[0]", "unknown field `colour`"],
+            ),
+            (
+                "bad duration",
+                "poll_interval: 30s\n",
+                &["poll_interval", "\"thirty\"", "30s"],
+            ),
+            (
+                "short interval",
+                "poll_interval: 30s\n",
+                &["poll_interval", "minimum is 1s"],
+            ),
+            (
+                "bad region",
+                "region: cn-hangzhou\n",
+                &["accounts[0].region", "\"CN Hangzhou\""],
+            ),
+            (
+                "bad endpoint",
+                "region: cn-hangzhou\n",
+                &["accounts[0].endpoint", "ftp", "http, https"],
+            ),
+            (
+                "dup group",
+                "groups: [orders]\n",
+                &["accounts[0].instances[0].groups[1]", "listed twice"],
+            ),
+            (
+                "both env and file",
+                "      id_env: TC_ID\n",
+                &["accounts[1].credentials.id_env", "not both"],
+            ),
+            (
+                "v3 on tencent",
+                "    region: ap-guangzhou\n",
+                &["accounts[1].signature_version", "alibaba"],
+            ),
+            (
+                "concurrency",
+                "    region: ap-guangzhou\n",
+                &["accounts[1].max_concurrency", "1 to 64"],
+            ),
+            (
+                "dup name",
+                "  - name: tc\n",
+                &["accounts[1].name", "unique"],
+            ),
+            (
+                "timeout",
+                "poll_interval: 30s\n",
+                &["request_timeout", "shorter than poll_interval"],
+            ),
+        ];
+        let edits: &[&str] = &[
+            "cloud: aws\n",
+            "    colour: blue\n    instances:\n",
+            "poll_interval: thirty\n",
+            "poll_interval: 500ms\n",
+            "region: CN Hangzhou\n",
+            "region: cn-hangzhou\n    endpoint: ftp://example.com\n",
+            "groups: [orders, orders]\n",
+            "      id_env: TC_ID\n      id_file: /x\n",
+            "    region: ap-guangzhou\n    signature_version: v3\n",
+            "    region: ap-guangzhou\n    max_concurrency: 0\n",
+            "  - name: ali\n",
+            "poll_interval: 30s\nrequest_timeout: 30s\n",
+        ];
+        for ((name, find, expect), replace) in cases.iter().zip(edits) {
+            let yaml = GOOD.replacen(find, replace, 1);
+            assert_ne!(yaml, GOOD, "{name}: edit did not apply");
+            let err = check(&yaml).expect_err(name);
+            assert!(err.starts_with("test.yaml: "), "{name}: {err}");
+            for fragment in *expect {
+                assert!(err.contains(fragment), "{name}: {err:?} lacks {fragment:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn durations_parse_in_config_spelling() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
+    }
+}

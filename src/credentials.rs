@@ -1,0 +1,329 @@
+//! Access keys: where they come from (environment variables or files) and how they are
+//! kept out of logs, errors, metrics and `Debug` output.
+//!
+//! A [`Secret`] has no `Display` and a redacted `Debug`; the only way to read it is
+//! [`Secret::expose`], which signing code calls. File sources are re-read when they are
+//! older than [`FILE_REFRESH`], so rotated Kubernetes secrets are picked up without a restart.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::model::Cloud;
+
+/// How long file-sourced credentials are cached before they are read again.
+pub const FILE_REFRESH: Duration = Duration::from_secs(30);
+
+/// A secret string. `Debug` prints `Secret([redacted])`; there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value, for signing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A resolved key pair, with the session token of temporary (STS) credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// AccessKeyId (Alibaba) or SecretId (Tencent). Not secret: it names the key.
+    pub id: String,
+    /// AccessKeySecret (Alibaba) or SecretKey (Tencent).
+    pub secret: Secret,
+    /// SecurityToken (Alibaba) or Token (Tencent), for temporary credentials.
+    pub token: Option<Secret>,
+}
+
+/// Where one credential value is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// An environment variable, by name.
+    Env(String),
+    /// A file whose whole content (trimmed) is the value, e.g. a mounted Kubernetes secret.
+    File(PathBuf),
+    /// A value given directly by code (the built-in simulator and tests); never from config.
+    Inline(Secret),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Env(name) => write!(f, "environment variable {name}"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Inline(_) => f.write_str("inline value"),
+        }
+    }
+}
+
+/// The sources of an account's id, secret and optional token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialSources {
+    pub id: Source,
+    pub secret: Source,
+    /// Token sources tried in order; the first one that is set wins. Empty: no token.
+    pub token: Vec<Source>,
+}
+
+impl CredentialSources {
+    /// The cloud's standard environment variables.
+    ///
+    /// Tencent's official SDKs read no token variable; we accept the three names other
+    /// tools use, `TENCENTCLOUD_SESSION_TOKEN` first.
+    pub fn standard(cloud: Cloud) -> Self {
+        let env = |s: &str| Source::Env(s.to_string());
+        match cloud {
+            Cloud::Alibaba => CredentialSources {
+                id: env("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+                secret: env("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+                token: vec![env("ALIBABA_CLOUD_SECURITY_TOKEN")],
+            },
+            Cloud::Tencent => CredentialSources {
+                id: env("TENCENTCLOUD_SECRET_ID"),
+                secret: env("TENCENTCLOUD_SECRET_KEY"),
+                token: vec![
+                    env("TENCENTCLOUD_SESSION_TOKEN"),
+                    env("TENCENTCLOUD_SECURITY_TOKEN"),
+                    env("TENCENTCLOUD_TOKEN"),
+                ],
+            },
+        }
+    }
+
+    /// Fixed credentials, for the simulator and tests.
+    pub fn inline(id: &str, secret: &str, token: Option<&str>) -> Self {
+        CredentialSources {
+            id: Source::Inline(Secret::new(id)),
+            secret: Source::Inline(Secret::new(secret)),
+            token: token
+                .map(|t| vec![Source::Inline(Secret::new(t))])
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Why credentials could not be read. Names the source, never the value.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("credential {what}: {from} is not set")]
+    NotSet { what: &'static str, from: Source },
+    #[error("credential {what}: {from} is empty")]
+    Empty { what: &'static str, from: Source },
+    #[error("credential {what}: cannot read {from}: {reason}")]
+    Unreadable {
+        what: &'static str,
+        from: Source,
+        reason: String,
+    },
+}
+
+/// Resolves an account's credentials, caching file reads for [`FILE_REFRESH`].
+pub struct CredentialProvider {
+    sources: CredentialSources,
+    cache: Mutex<Option<(Instant, Arc<Credentials>)>>,
+}
+
+impl fmt::Debug for CredentialProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialProvider")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialProvider {
+    pub fn new(sources: CredentialSources) -> Self {
+        CredentialProvider {
+            sources,
+            cache: Mutex::new(None),
+        }
+    }
+
+    pub fn sources(&self) -> &CredentialSources {
+        &self.sources
+    }
+
+    /// The current credentials. Environment variables are read on every call (cheap);
+    /// files at most every [`FILE_REFRESH`].
+    pub fn get(&self) -> Result<Arc<Credentials>, CredentialError> {
+        let uses_files = self.uses_files();
+        if uses_files {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, creds)) = cache.as_ref() {
+                if at.elapsed() < FILE_REFRESH {
+                    return Ok(creds.clone());
+                }
+            }
+        }
+        let creds = Arc::new(resolve(&self.sources)?);
+        if uses_files {
+            *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((Instant::now(), creds.clone()));
+        }
+        Ok(creds)
+    }
+
+    fn uses_files(&self) -> bool {
+        std::iter::once(&self.sources.id)
+            .chain(std::iter::once(&self.sources.secret))
+            .chain(self.sources.token.iter())
+            .any(|s| matches!(s, Source::File(_)))
+    }
+}
+
+/// Reads every source once.
+pub fn resolve(sources: &CredentialSources) -> Result<Credentials, CredentialError> {
+    let id = read_required("id", &sources.id)?;
+    let secret = read_required("secret", &sources.secret)?;
+    let mut token = None;
+    for source in &sources.token {
+        if let Some(value) = read_optional("token", source)? {
+            token = Some(value);
+            break;
+        }
+    }
+    Ok(Credentials {
+        id: id.0,
+        secret,
+        token,
+    })
+}
+
+fn read_required(what: &'static str, source: &Source) -> Result<Secret, CredentialError> {
+    match read_optional(what, source)? {
+        Some(v) => Ok(v),
+        None => Err(CredentialError::NotSet {
+            what,
+            from: source.clone(),
+        }),
+    }
+}
+
+/// `Ok(None)` when an environment variable is unset; files must exist once named.
+fn read_optional(what: &'static str, source: &Source) -> Result<Option<Secret>, CredentialError> {
+    let value = match source {
+        Source::Env(name) => match std::env::var(name) {
+            Ok(v) => v,
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(CredentialError::Unreadable {
+                    what,
+                    from: source.clone(),
+                    reason: "value is not valid UTF-8".into(),
+                });
+            }
+        },
+        Source::File(path) => read_file(what, source, path)?,
+        Source::Inline(secret) => secret.expose().to_string(),
+    };
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(CredentialError::Empty {
+            what,
+            from: source.clone(),
+        });
+    }
+    Ok(Some(Secret::new(trimmed)))
+}
+
+fn read_file(what: &'static str, source: &Source, path: &Path) -> Result<String, CredentialError> {
+    std::fs::read_to_string(path).map_err(|e| CredentialError::Unreadable {
+        what,
+        from: source.clone(),
+        reason: e.kind().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let creds = Credentials {
+            id: "AKIDvisible".into(),
+            secret: Secret::new("topsecret-value"),
+            token: Some(Secret::new("token-value")),
+        };
+        let dbg = format!("{creds:?}");
+        assert!(dbg.contains("AKIDvisible"));
+        assert!(!dbg.contains("topsecret-value"));
+        assert!(!dbg.contains("token-value"));
+        assert!(dbg.contains("[redacted]"));
+    }
+
+    #[test]
+    fn files_are_trimmed_and_errors_name_the_source_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = dir.path().join("id");
+        let secret = dir.path().join("secret");
+        std::fs::File::create(&id)
+            .unwrap()
+            .write_all(b"my-id\n")
+            .unwrap();
+        std::fs::File::create(&secret)
+            .unwrap()
+            .write_all(b"  s3cr3t-in-file\n")
+            .unwrap();
+        let sources = CredentialSources {
+            id: Source::File(id.clone()),
+            secret: Source::File(secret.clone()),
+            token: vec![Source::File(dir.path().join("missing-token"))],
+        };
+        let err = resolve(&sources).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("missing-token"), "{msg}");
+        assert!(!msg.contains("s3cr3t-in-file"), "{msg}");
+
+        let sources = CredentialSources {
+            token: vec![],
+            ..sources
+        };
+        let creds = resolve(&sources).unwrap();
+        assert_eq!(creds.id, "my-id");
+        assert_eq!(creds.secret.expose(), "s3cr3t-in-file");
+        assert_eq!(creds.token, None);
+    }
+
+    #[test]
+    fn unset_env_is_reported_by_name() {
+        let sources = CredentialSources {
+            id: Source::Env("KCLE_TEST_SURELY_UNSET_ID".into()),
+            secret: Source::Env("KCLE_TEST_SURELY_UNSET_SECRET".into()),
+            token: vec![],
+        };
+        let err = resolve(&sources).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "credential id: environment variable KCLE_TEST_SURELY_UNSET_ID is not set"
+        );
+    }
+
+    #[test]
+    fn first_set_token_source_wins() {
+        let sources = CredentialSources {
+            id: Source::Inline(Secret::new("id")),
+            secret: Source::Inline(Secret::new("secret")),
+            token: vec![
+                Source::Env("KCLE_TEST_SURELY_UNSET_TOKEN".into()),
+                Source::Inline(Secret::new("tok")),
+            ],
+        };
+        let creds = resolve(&sources).unwrap();
+        assert_eq!(creds.token.unwrap().expose(), "tok");
+    }
+}

@@ -1,0 +1,11 @@
+//! kafka-cloud-lag-exporter: consumer-group lag of Alibaba Cloud and Tencent Cloud
+//! managed Kafka, read from the clouds' management APIs and served to Prometheus.
+//!
+//! See `ARCHITECTURE.md` for the code map and the invariants. Modules in reading order:
+
+pub mod clock;
+pub mod config;
+pub mod credentials;
+pub mod model;
+pub mod providers;
+pub mod sim;

@@ -1,0 +1,329 @@
+//! Cloud-neutral types: what to poll and what a poll found.
+//!
+//! Providers convert their wire types into these at their edge; everything downstream
+//! (scheduler, store, metrics, reset) sees only these. No cloud field name appears here.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The managed-Kafka clouds we support.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// Alibaba Cloud ApsaraMQ for Kafka ("alikafka").
+    Alibaba,
+    /// Tencent Cloud CKafka.
+    Tencent,
+}
+
+impl Cloud {
+    /// The value of the `cloud` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Alibaba => "alibaba",
+            Cloud::Tencent => "tencent",
+        }
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One managed Kafka instance, as configured or discovered, with the account that reaches it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceRef {
+    pub cloud: Cloud,
+    /// The configured account name (`accounts[].name`), for logs and `instance_info`.
+    pub account: Arc<str>,
+    pub region: Arc<str>,
+    pub instance_id: Arc<str>,
+}
+
+/// One consumer group of one instance: the unit the scheduler polls.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupTarget {
+    pub instance: Arc<InstanceRef>,
+    pub group: Arc<str>,
+}
+
+impl GroupTarget {
+    /// The identity of the series this target produces: (cloud, instance id, group).
+    pub fn key(&self) -> GroupKey {
+        GroupKey {
+            cloud: self.instance.cloud,
+            instance_id: self.instance.instance_id.clone(),
+            group: self.group.clone(),
+        }
+    }
+}
+
+impl fmt::Display for GroupTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} account {} instance {} group {}",
+            self.instance.cloud, self.instance.account, self.instance.instance_id, self.group
+        )
+    }
+}
+
+/// The identity of a group's series. Instance ids are unique within a cloud, so the
+/// account and region are not part of it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub cloud: Cloud,
+    pub instance_id: Arc<str>,
+    pub group: Arc<str>,
+}
+
+/// The Kafka state of a consumer group, where the cloud reports it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum GroupState {
+    Stable,
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Dead,
+    Unknown,
+}
+
+impl GroupState {
+    /// The Kafka spelling (`Stable`, `Empty`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Stable => "Stable",
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Dead => "Dead",
+            GroupState::Unknown => "Unknown",
+        }
+    }
+
+    /// Parses both clouds' spellings (`STABLE`, `Stable`, `PREPARING_REBALANCE`, ...).
+    pub fn parse(s: &str) -> GroupState {
+        let norm: String = s
+            .chars()
+            .filter(|c| *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect();
+        match norm.as_str() {
+            "stable" => GroupState::Stable,
+            "empty" => GroupState::Empty,
+            "preparingrebalance" => GroupState::PreparingRebalance,
+            "completingrebalance" => GroupState::CompletingRebalance,
+            "dead" => GroupState::Dead,
+            _ => GroupState::Unknown,
+        }
+    }
+
+    /// Whether the group has live members, so that its offsets must not be reset.
+    pub fn has_active_members(self) -> bool {
+        matches!(
+            self,
+            GroupState::Stable | GroupState::PreparingRebalance | GroupState::CompletingRebalance
+        )
+    }
+}
+
+/// Everything one poll learned about a consumer group.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupProgress {
+    /// Topics sorted by name, each with partitions sorted by number.
+    pub topics: Vec<TopicProgress>,
+    /// The group's Kafka state, when the cloud reports it in the same answer.
+    pub state: Option<GroupState>,
+}
+
+impl GroupProgress {
+    /// Sorts topics and partitions so that output and comparisons are stable.
+    pub fn normalize(&mut self) {
+        self.topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+        for t in &mut self.topics {
+            t.partitions.sort_by_key(|p| p.partition);
+        }
+    }
+
+    /// Total partitions over all topics.
+    pub fn partition_count(&self) -> usize {
+        self.topics.iter().map(|t| t.partitions.len()).sum()
+    }
+
+    /// Finds a topic by name.
+    pub fn topic(&self, name: &str) -> Option<&TopicProgress> {
+        self.topics.iter().find(|t| t.topic == name)
+    }
+}
+
+/// One topic of a group's progress.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TopicProgress {
+    pub topic: String,
+    pub partitions: Vec<PartitionProgress>,
+}
+
+impl TopicProgress {
+    /// Lag summed over the partitions that have a committed offset.
+    pub fn lag(&self) -> i64 {
+        self.partitions
+            .iter()
+            .filter_map(PartitionProgress::lag)
+            .sum()
+    }
+
+    /// Finds a partition by number.
+    pub fn partition(&self, partition: i32) -> Option<&PartitionProgress> {
+        self.partitions.iter().find(|p| p.partition == partition)
+    }
+}
+
+/// One partition of a topic as seen by one group.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartitionProgress {
+    pub partition: i32,
+    /// The group's committed offset; `None` when the group has never committed here.
+    pub committed: Option<i64>,
+    /// The partition's log-end offset (the offset the next produced message gets).
+    pub log_end: i64,
+    /// When the last message the group consumed was produced, in Unix milliseconds;
+    /// `None` when the cloud does not know (Alibaba sends -1).
+    pub last_consumed_ms: Option<i64>,
+    /// Estimated time lag, in seconds, filled in by the scheduler (see `timelag`).
+    pub lag_seconds: Option<f64>,
+}
+
+impl PartitionProgress {
+    /// Messages behind the log end, never negative; `None` without a committed offset.
+    ///
+    /// Clamped at zero because the two offsets are read at slightly different moments
+    /// and a committed offset can briefly appear ahead of the log end it was read with.
+    pub fn lag(&self) -> Option<i64> {
+        self.committed.map(|c| (self.log_end - c).max(0))
+    }
+}
+
+/// A consumer group's membership as the cloud reports it, for `reset-offsets` checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub state: GroupState,
+    /// Connected members, where the cloud lists them.
+    pub members: Option<u32>,
+}
+
+impl GroupInfo {
+    /// Whether the group has connected consumers (by state, or by a member count > 0).
+    pub fn is_active(&self) -> bool {
+        self.state.has_active_members() || self.members.is_some_and(|m| m > 0)
+    }
+}
+
+/// An instance found by discovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveredInstance {
+    pub instance_id: String,
+    /// The instance's display name in the console.
+    pub name: String,
+}
+
+/// Where `reset-offsets` moves a group's offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResetTarget {
+    /// The log-end offset of each partition.
+    Latest,
+    /// The earliest retained offset of each partition.
+    Earliest,
+    /// The first offset produced at or after this Unix time in milliseconds.
+    Timestamp(i64),
+    /// Explicit offsets: (partition, offset). Needs a single topic.
+    Offsets(Vec<(i32, i64)>),
+    /// Move every selected partition by this many messages (negative: back).
+    ShiftBy(i64),
+}
+
+/// Which topics a reset applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResetScope {
+    /// Every topic the group consumes; the list is what the group's progress showed
+    /// (Tencent needs the names, Alibaba sends an empty `Topic`).
+    AllTopics(Vec<String>),
+    /// One topic.
+    Topic(String),
+}
+
+/// One reset call: scope and target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetRequest {
+    pub scope: ResetScope,
+    pub target: ResetTarget,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_clamped_and_absent_without_commit() {
+        let mut p = PartitionProgress {
+            partition: 0,
+            committed: Some(110),
+            log_end: 100,
+            ..Default::default()
+        };
+        assert_eq!(p.lag(), Some(0));
+        p.committed = Some(40);
+        assert_eq!(p.lag(), Some(60));
+        p.committed = None;
+        assert_eq!(p.lag(), None);
+    }
+
+    #[test]
+    fn group_state_parses_both_spellings() {
+        assert_eq!(GroupState::parse("STABLE"), GroupState::Stable);
+        assert_eq!(GroupState::parse("Stable"), GroupState::Stable);
+        assert_eq!(
+            GroupState::parse("PREPARING_REBALANCE"),
+            GroupState::PreparingRebalance
+        );
+        assert_eq!(
+            GroupState::parse("CompletingRebalance"),
+            GroupState::CompletingRebalance
+        );
+        assert_eq!(GroupState::parse("EMPTY"), GroupState::Empty);
+        assert_eq!(GroupState::parse("weird"), GroupState::Unknown);
+        assert!(GroupState::Stable.has_active_members());
+        assert!(!GroupState::Empty.has_active_members());
+    }
+
+    #[test]
+    fn topic_lag_sums_committed_partitions_only() {
+        let t = TopicProgress {
+            topic: "orders".into(),
+            partitions: vec![
+                PartitionProgress {
+                    partition: 0,
+                    committed: Some(5),
+                    log_end: 10,
+                    ..Default::default()
+                },
+                PartitionProgress {
+                    partition: 1,
+                    committed: None,
+                    log_end: 10,
+                    ..Default::default()
+                },
+                PartitionProgress {
+                    partition: 2,
+                    committed: Some(12),
+                    log_end: 10,
+                    ..Default::default()
+                },
+            ],
+        };
+        assert_eq!(t.lag(), 5);
+    }
+}

@@ -1,0 +1,1 @@
+//! Alibaba request signing (placeholder).

@@ -1,0 +1,1 @@
+//! Alibaba JSON wire types (placeholder).

@@ -1,0 +1,291 @@
+//! Sends one API request with counting and retries: every attempt is reported to the
+//! [`ApiObserver`](super::ApiObserver); retryable failures (throttling, 5xx, timeouts,
+//! broken connections, malformed bodies) are retried with exponential backoff and full
+//! jitter, but never past the poll's deadline. Auth, permission and parameter errors are
+//! returned at once.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{ApiObserver, ErrorKind, ProviderError};
+use crate::clock::SharedClock;
+use crate::model::Cloud;
+
+/// How failed requests are retried.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (so `max_retries + 1` attempts at most).
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubled for each further retry.
+    pub base_backoff: Duration,
+    /// Largest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff before retry number `retry` (0-based): a random wait up to
+    /// `min(max, base * 2^retry)` ("full jitter"), so that many groups failing together
+    /// do not retry together.
+    pub fn backoff(&self, retry: u32, rng: &mut fastrand::Rng) -> Duration {
+        let cap = self
+            .base_backoff
+            .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX))
+            .min(self.max_backoff);
+        let millis = cap.as_millis() as u64;
+        if millis == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(rng.u64(millis / 2..=millis))
+    }
+}
+
+/// Sends requests for one account and counts them.
+pub struct Caller {
+    cloud: Cloud,
+    clock: SharedClock,
+    observer: Arc<dyn ApiObserver>,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("cloud", &self.cloud)
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Caller {
+    pub fn new(cloud: Cloud, deps: &super::ProviderDeps) -> Self {
+        Caller {
+            cloud,
+            clock: deps.clock.clone(),
+            observer: deps.observer.clone(),
+            retry: deps.retry,
+            request_timeout: deps.request_timeout,
+        }
+    }
+
+    /// The clock requests are signed and timed with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or `deadline` passes.
+    ///
+    /// `attempt` receives the time it may take and must build a freshly signed request
+    /// each time (nonces and timestamps must not be reused).
+    pub async fn call<T, F, Fut>(
+        &self,
+        action: &'static str,
+        deadline: SystemTime,
+        attempt: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.run(action, deadline, self.retry.max_retries, attempt)
+            .await
+    }
+
+    /// Sends a write request exactly once: whether a failed write was applied is unknown,
+    /// so it is never repeated automatically.
+    pub async fn call_once<T, F, Fut>(
+        &self,
+        action: &'static str,
+        deadline: SystemTime,
+        attempt: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.run(action, deadline, 0, attempt).await
+    }
+
+    async fn run<T, F, Fut>(
+        &self,
+        action: &'static str,
+        deadline: SystemTime,
+        max_retries: u32,
+        mut attempt: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut rng = fastrand::Rng::new();
+        let mut retry = 0;
+        loop {
+            let remaining = deadline
+                .duration_since(self.clock.now())
+                .unwrap_or(Duration::ZERO);
+            if remaining.is_zero() {
+                let e = ProviderError::new(
+                    ErrorKind::Timeout,
+                    format!("{action}: poll deadline passed before the request was sent"),
+                );
+                self.observer.error(self.cloud, action, e.kind);
+                return Err(e);
+            }
+            self.observer.request(self.cloud, action);
+            let err = match attempt(remaining.min(self.request_timeout)).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if err.kind != ErrorKind::Credentials {
+                self.observer.error(self.cloud, action, err.kind);
+            }
+            if !err.retryable || retry >= max_retries {
+                return Err(err);
+            }
+            let mut wait = self.retry.backoff(retry, &mut rng);
+            if let Some(after) = err.retry_after {
+                wait = wait.max(after);
+            }
+            let now = self.clock.now();
+            if now + wait >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(
+                cloud = %self.cloud, action, error = %err, retry = retry + 1,
+                wait_ms = wait.as_millis() as u64, "retrying"
+            );
+            self.observer.retry(self.cloud, action);
+            self.clock.sleep(wait).await;
+            retry += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::providers::ProviderDeps;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Counting(Mutex<Vec<String>>);
+    impl ApiObserver for Counting {
+        fn request(&self, _: Cloud, a: &'static str) {
+            self.0.lock().unwrap().push(format!("request {a}"));
+        }
+        fn error(&self, _: Cloud, a: &'static str, k: ErrorKind) {
+            self.0.lock().unwrap().push(format!("error {a} {k}"));
+        }
+        fn retry(&self, _: Cloud, a: &'static str) {
+            self.0.lock().unwrap().push(format!("retry {a}"));
+        }
+    }
+
+    fn caller(clock: Arc<ManualClock>, observer: Arc<Counting>) -> Caller {
+        let deps = ProviderDeps {
+            http: crate::providers::http::client(),
+            clock,
+            observer,
+            request_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        };
+        Caller::new(Cloud::Tencent, &deps)
+    }
+
+    #[tokio::test]
+    async fn retries_retryable_errors_then_succeeds() {
+        let clock = ManualClock::at_unix(1_000_000);
+        let obs = Arc::new(Counting::default());
+        let c = caller(clock.clone(), obs.clone());
+        let deadline = clock.now() + Duration::from_secs(30);
+        let mut n = 0;
+        let r = c
+            .call("DescribeGroupOffsets", deadline, |_| {
+                n += 1;
+                let fail = n < 3;
+                async move {
+                    if fail {
+                        Err(ProviderError::new(ErrorKind::Throttled, "slow down"))
+                    } else {
+                        Ok(7)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
+        let log = obs.0.lock().unwrap().clone();
+        assert_eq!(
+            log,
+            [
+                "request DescribeGroupOffsets",
+                "error DescribeGroupOffsets throttled",
+                "retry DescribeGroupOffsets",
+                "request DescribeGroupOffsets",
+                "error DescribeGroupOffsets throttled",
+                "retry DescribeGroupOffsets",
+                "request DescribeGroupOffsets",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn auth_errors_are_not_retried() {
+        let clock = ManualClock::at_unix(1_000_000);
+        let obs = Arc::new(Counting::default());
+        let c = caller(clock.clone(), obs.clone());
+        let deadline = clock.now() + Duration::from_secs(30);
+        let r: Result<(), _> = c
+            .call("GetConsumerProgress", deadline, |_| async {
+                Err(ProviderError::new(ErrorKind::Auth, "bad key"))
+            })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Auth);
+        assert_eq!(obs.0.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn never_waits_past_the_deadline() {
+        let clock = ManualClock::at_unix(1_000_000);
+        let obs = Arc::new(Counting::default());
+        let c = caller(clock.clone(), obs.clone());
+        let start = clock.now();
+        let deadline = start + Duration::from_secs(2);
+        let r: Result<(), _> = c
+            .call("GetConsumerProgress", deadline, |_| async {
+                Err(ProviderError::new(ErrorKind::Throttled, "x")
+                    .with_retry_after(Some(Duration::from_secs(5))))
+            })
+            .await;
+        assert!(r.is_err());
+        // The 5 s retry-after does not fit the 2 s deadline: one attempt, no wait.
+        assert_eq!(clock.now(), start);
+        assert_eq!(obs.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        let mut rng = fastrand::Rng::with_seed(1);
+        for retry in 0..10 {
+            let cap = (p.base_backoff * 2u32.pow(retry.min(20))).min(p.max_backoff);
+            let b = p.backoff(retry, &mut rng);
+            assert!(
+                b <= cap && b >= cap / 2,
+                "retry {retry}: {b:?} vs cap {cap:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The one interface to the clouds: [`Provider`], its error type, and construction from
+//! config.
+//!
+//! Each cloud is one directory (`alibaba/`, `tencent/`) that alone knows that cloud's
+//! field names, signing and error codes, and converts its answers into `model` types.
+//! Requests go through [`call::Caller`], which counts every attempt and retries what is
+//! safe to retry within the poll's deadline.
+
+pub mod alibaba;
+pub mod call;
+pub mod http;
+pub mod tencent;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::clock::SharedClock;
+use crate::config::{Account, SignatureVersion};
+use crate::credentials::CredentialProvider;
+use crate::model::{
+    Cloud, DiscoveredInstance, GroupInfo, GroupProgress, InstanceRef, ResetRequest, ResetTarget,
+};
+
+/// The future a provider method returns.
+pub type ProviderFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
+
+/// A cloud's management API, as the scheduler and `reset-offsets` need it.
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// Which cloud this is.
+    fn cloud(&self) -> Cloud;
+
+    /// Reads one consumer group's committed and log-end offsets for every topic and
+    /// partition it consumes (Alibaba `GetConsumerProgress`, Tencent `DescribeGroupOffsets`
+    /// over all pages). Gives up at `deadline`, retries included.
+    fn group_progress<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        group: &'a str,
+        deadline: SystemTime,
+    ) -> ProviderFuture<'a, GroupProgress>;
+
+    /// Lists every consumer group of an instance (Alibaba `GetConsumerList`, Tencent
+    /// `DescribeGroup`), all pages, in the cloud's order.
+    fn list_groups<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        deadline: SystemTime,
+    ) -> ProviderFuture<'a, Vec<String>>;
+
+    /// Lists the running instances of this account in `region` (Alibaba
+    /// `GetInstanceList`, Tencent `DescribeInstances`, all pages).
+    fn list_instances<'a>(
+        &'a self,
+        region: &'a str,
+        deadline: SystemTime,
+    ) -> ProviderFuture<'a, Vec<DiscoveredInstance>>;
+
+    /// Reads a group's state and membership (Alibaba: from `GetConsumerProgress`;
+    /// Tencent: `DescribeGroupInfo`).
+    fn group_info<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        group: &'a str,
+        deadline: SystemTime,
+    ) -> ProviderFuture<'a, GroupInfo>;
+
+    /// Whether this cloud can apply `target` natively.
+    fn supports_reset(&self, target: &ResetTarget) -> bool;
+
+    /// Moves a group's committed offsets (Alibaba `UpdateConsumerOffset`, Tencent
+    /// `ModifyGroupOffsets` / `BatchModifyGroupOffsets`). Business failures answered with
+    /// HTTP 200 are errors. Never retried: a write must not be repeated blindly.
+    fn reset_offsets<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        group: &'a str,
+        request: &'a ResetRequest,
+        deadline: SystemTime,
+    ) -> ProviderFuture<'a, ()>;
+}
+
+/// The small fixed set of failure kinds used as the `kind` metric label.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// No answer within the deadline.
+    Timeout,
+    /// Could not connect, or the connection broke.
+    Connection,
+    /// A non-2xx HTTP status without a recognised cloud error.
+    Http,
+    /// The cloud's rate limit (Tencent `RequestLimitExceeded*`, Alibaba `Throttling*`).
+    Throttled,
+    /// Credentials rejected, expired, or not permitted (signature, key, token, RAM/CAM).
+    Auth,
+    /// The answer could not be parsed or broke the documented shape.
+    BadResponse,
+    /// Any other error the cloud returned (bad parameter, internal error, ...).
+    ApiError,
+    /// The instance or consumer group does not exist.
+    NotFound,
+    /// Local credentials could not be read; no request was sent.
+    Credentials,
+}
+
+impl ErrorKind {
+    /// Every kind, in label order.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Timeout,
+        ErrorKind::Connection,
+        ErrorKind::Http,
+        ErrorKind::Throttled,
+        ErrorKind::Auth,
+        ErrorKind::BadResponse,
+        ErrorKind::ApiError,
+        ErrorKind::NotFound,
+        ErrorKind::Credentials,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Http => "http",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Auth => "auth",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::ApiError => "api_error",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Credentials => "credentials",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed cloud call: what kind of failure, the cloud's code, message and RequestId.
+///
+/// Messages never contain a secret, a signature or a signed URL.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    /// The cloud's error code, e.g. `Throttling.User` or `AuthFailure.SignatureFailure`.
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+    pub http_status: Option<u16>,
+    /// Whether the same request may succeed if sent again.
+    pub retryable: bool,
+    /// A wait the cloud asked for (Alibaba `x-acs-retry-after`).
+    pub retry_after: Option<Duration>,
+}
+
+impl ProviderError {
+    /// An error of `kind` with a message; retryable as the kind usually is.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProviderError {
+            kind,
+            code: None,
+            message: message.into(),
+            request_id: None,
+            http_status: None,
+            retryable: matches!(
+                kind,
+                ErrorKind::Timeout
+                    | ErrorKind::Connection
+                    | ErrorKind::Throttled
+                    | ErrorKind::BadResponse
+            ),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_request_id(mut self, id: Option<String>) -> Self {
+        self.request_id = id.filter(|s| !s.is_empty());
+        self
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// The failure kind, for the `kind` label.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    fn describe(&self) -> String {
+        let mut s = self.kind.as_str().to_string();
+        if let Some(code) = &self.code {
+            s.push_str(": ");
+            s.push_str(code);
+        }
+        if !self.message.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.message);
+        }
+        let mut extra = Vec::new();
+        if let Some(status) = self.http_status {
+            extra.push(format!("http {status}"));
+        }
+        if let Some(id) = &self.request_id {
+            extra.push(format!("request id {id}"));
+        }
+        if !extra.is_empty() {
+            s.push_str(&format!(" ({})", extra.join(", ")));
+        }
+        s
+    }
+}
+
+impl From<crate::credentials::CredentialError> for ProviderError {
+    fn from(e: crate::credentials::CredentialError) -> Self {
+        ProviderError::new(ErrorKind::Credentials, e.to_string())
+    }
+}
+
+/// Receives a call for every API attempt, error and retry; `metrics` implements it so
+/// that providers never touch Prometheus types.
+pub trait ApiObserver: Send + Sync {
+    /// A request is about to be sent.
+    fn request(&self, cloud: Cloud, action: &'static str);
+    /// A request failed.
+    fn error(&self, cloud: Cloud, action: &'static str, kind: ErrorKind);
+    /// A failed request is about to be retried.
+    fn retry(&self, cloud: Cloud, action: &'static str);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct NoopObserver;
+
+impl ApiObserver for NoopObserver {
+    fn request(&self, _: Cloud, _: &'static str) {}
+    fn error(&self, _: Cloud, _: &'static str, _: ErrorKind) {}
+    fn retry(&self, _: Cloud, _: &'static str) {}
+}
+
+/// What every provider needs besides its account config.
+#[derive(Clone)]
+pub struct ProviderDeps {
+    pub http: reqwest::Client,
+    pub clock: SharedClock,
+    pub observer: Arc<dyn ApiObserver>,
+    /// Longest single HTTP attempt; the poll's deadline may cut it shorter.
+    pub request_timeout: Duration,
+    pub retry: call::RetryPolicy,
+}
+
+/// Everything a provider is built from, resolved from one `accounts[]` entry.
+#[derive(Debug)]
+pub struct AccountSpec {
+    pub name: Arc<str>,
+    pub cloud: Cloud,
+    pub region: Arc<str>,
+    /// Base URL without trailing slash.
+    pub endpoint: String,
+    pub credentials: CredentialProvider,
+    pub signature_version: SignatureVersion,
+}
+
+impl AccountSpec {
+    /// Resolves a config account (endpoint template, credential sources).
+    pub fn from_config(account: &Account) -> Self {
+        AccountSpec {
+            name: account.name.as_str().into(),
+            cloud: account.cloud,
+            region: account.region.as_str().into(),
+            endpoint: account.endpoint_url(),
+            credentials: CredentialProvider::new(account.credential_sources()),
+            signature_version: account.signature_version.unwrap_or_default(),
+        }
+    }
+}
+
+/// Builds the provider for an account.
+pub fn build(spec: AccountSpec, deps: &ProviderDeps) -> Arc<dyn Provider> {
+    match spec.cloud {
+        Cloud::Alibaba => Arc::new(alibaba::AlibabaProvider::new(spec, deps)),
+        Cloud::Tencent => Arc::new(tencent::TencentProvider::new(spec, deps)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_display_has_code_status_and_request_id() {
+        let e = ProviderError::new(
+            ErrorKind::Throttled,
+            "Request was denied due to user flow control.",
+        )
+        .with_code("Throttling.User")
+        .with_status(400)
+        .with_request_id(Some("ABC-123".into()));
+        assert_eq!(
+            e.to_string(),
+            "throttled: Throttling.User: Request was denied due to user flow control. (http 400, request id ABC-123)"
+        );
+        assert!(e.retryable);
+        assert!(!ProviderError::new(ErrorKind::Auth, "x").retryable);
+    }
+}

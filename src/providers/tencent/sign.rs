@@ -1,0 +1,1 @@
+//! Tencent request signing (placeholder).

@@ -1,0 +1,1 @@
+//! Tencent JSON wire types (placeholder).

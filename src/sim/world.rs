@@ -1,0 +1,660 @@
+//! The simulated clouds' data: instances, topics, partitions and consumer groups whose
+//! offsets move with the simulator's clock.
+//!
+//! Offsets are a pure function of time since each partition's or commit's anchor, so
+//! the world is deterministic under a manual clock and only needs updating when
+//! something changes (a reset, a member leaving, a partition being added).
+
+use std::collections::BTreeMap;
+
+use crate::model::{Cloud, GroupState};
+
+/// Where a partition's offsets are, as a function of time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimPartition {
+    /// Time (Unix ms) at which `anchor_end` was the log-end offset.
+    pub anchor_ms: i64,
+    pub anchor_end: i64,
+    /// Messages produced per second.
+    pub produce_per_sec: f64,
+    /// The earliest offset still retained.
+    pub earliest: i64,
+}
+
+impl SimPartition {
+    /// The log-end offset at `now_ms`.
+    pub fn log_end(&self, now_ms: i64) -> i64 {
+        let dt = (now_ms - self.anchor_ms).max(0) as f64;
+        self.anchor_end + (dt * self.produce_per_sec / 1000.0).floor() as i64
+    }
+
+    /// When the message at `offset` was produced (Unix ms). Messages before the anchor
+    /// are taken to have been produced at the same rate (or 1/s for an idle partition).
+    pub fn produce_time_ms(&self, offset: i64) -> i64 {
+        let rate = if self.produce_per_sec > 0.0 {
+            self.produce_per_sec
+        } else {
+            1.0
+        };
+        self.anchor_ms + (((offset - self.anchor_end + 1) as f64) * 1000.0 / rate).floor() as i64
+    }
+
+    /// The first offset produced at or after `t_ms`, within `[earliest, log_end(now)]`;
+    /// what a reset "to timestamp" moves to.
+    pub fn offset_for_time(&self, t_ms: i64, now_ms: i64) -> i64 {
+        let rate = if self.produce_per_sec > 0.0 {
+            self.produce_per_sec
+        } else {
+            1.0
+        };
+        let o =
+            self.anchor_end - 1 + (((t_ms - self.anchor_ms) as f64) * rate / 1000.0).ceil() as i64;
+        o.clamp(self.earliest, self.log_end(now_ms))
+    }
+}
+
+/// A consumer group's commit on one partition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimCommit {
+    pub anchor_ms: i64,
+    /// `None`: the group never committed on this partition.
+    pub anchor_offset: Option<i64>,
+}
+
+/// A topic of an instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimTopic {
+    pub partitions: Vec<SimPartition>,
+    /// Whether the cloud knows message timestamps (Alibaba reports -1 for local-storage
+    /// and serverless topics).
+    pub timestamps_known: bool,
+}
+
+/// A consumer group of an instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimGroup {
+    /// Connected consumers; 0 means the group is `Empty` and does not consume.
+    pub members: u32,
+    /// Messages consumed per second per partition while members are connected.
+    pub consume_per_sec: f64,
+    /// Commits by topic, one per partition (index = partition number).
+    pub commits: BTreeMap<String, Vec<SimCommit>>,
+}
+
+impl SimGroup {
+    /// The Kafka state the cloud reports.
+    pub fn state(&self) -> GroupState {
+        if self.members > 0 {
+            GroupState::Stable
+        } else {
+            GroupState::Empty
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        if self.members > 0 {
+            self.consume_per_sec
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A managed Kafka instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimInstance {
+    pub cloud: Cloud,
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    /// Whether the instance is running (discovery lists only running instances).
+    pub running: bool,
+    pub topics: BTreeMap<String, SimTopic>,
+    pub groups: BTreeMap<String, SimGroup>,
+}
+
+/// One partition of a group's progress at a moment, as both clouds' handlers need it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgressRow {
+    pub partition: i32,
+    pub committed: Option<i64>,
+    pub log_end: i64,
+    /// Produce time of the last consumed message; `None` when unknown or never committed.
+    pub last_consumed_ms: Option<i64>,
+}
+
+/// Where a reset moves a group's offsets (cloud-neutral; handlers translate parameters).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResetTo {
+    Latest,
+    Earliest,
+    /// The first offset produced at or after this Unix ms time.
+    Timestamp(i64),
+    /// Move by this many messages, clamped to `[earliest, log_end]`.
+    Shift(i64),
+    /// Explicit per-partition offsets.
+    Offsets(Vec<(i32, i64)>),
+    /// One offset for every selected partition.
+    Offset(i64),
+}
+
+/// Why a simulated operation failed; handlers map these to each cloud's error codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorldError {
+    InstanceNotFound,
+    GroupNotFound,
+    TopicNotFound(String),
+    PartitionNotFound(String, i32),
+    OffsetOutOfRange {
+        partition: i32,
+        offset: i64,
+        earliest: i64,
+        log_end: i64,
+    },
+    GroupActive,
+}
+
+/// All simulated instances of both clouds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct World {
+    pub instances: BTreeMap<(Cloud, String), SimInstance>,
+}
+
+impl World {
+    pub fn instance(&self, cloud: Cloud, id: &str) -> Result<&SimInstance, WorldError> {
+        self.instances
+            .get(&(cloud, id.to_string()))
+            .ok_or(WorldError::InstanceNotFound)
+    }
+
+    pub fn instance_mut(&mut self, cloud: Cloud, id: &str) -> Result<&mut SimInstance, WorldError> {
+        self.instances
+            .get_mut(&(cloud, id.to_string()))
+            .ok_or(WorldError::InstanceNotFound)
+    }
+
+    /// Instances of a cloud in a region, in id order.
+    pub fn instances_in(&self, cloud: Cloud, region: &str) -> Vec<&SimInstance> {
+        self.instances
+            .values()
+            .filter(|i| i.cloud == cloud && i.region == region)
+            .collect()
+    }
+
+    /// A group's progress at `now_ms`: topics in name order, partitions in number order.
+    pub fn progress(
+        &self,
+        cloud: Cloud,
+        instance: &str,
+        group: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<ProgressRow>)>, WorldError> {
+        let inst = self.instance(cloud, instance)?;
+        let g = inst.groups.get(group).ok_or(WorldError::GroupNotFound)?;
+        let mut out = Vec::with_capacity(g.commits.len());
+        for (topic_name, commits) in &g.commits {
+            let Some(topic) = inst.topics.get(topic_name) else {
+                continue;
+            };
+            let rows = topic
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let log_end = p.log_end(now_ms);
+                    let committed = commits
+                        .get(i)
+                        .and_then(|c| committed_at(c, p, g.rate(), now_ms));
+                    let last_consumed_ms = match committed {
+                        Some(c) if topic.timestamps_known && c > p.earliest => {
+                            Some(p.produce_time_ms(c - 1))
+                        }
+                        _ => None,
+                    };
+                    ProgressRow {
+                        partition: i as i32,
+                        committed,
+                        log_end,
+                        last_consumed_ms,
+                    }
+                })
+                .collect();
+            out.push((topic_name.clone(), rows));
+        }
+        Ok(out)
+    }
+
+    /// Moves a group's committed offsets. `topics` empty means every subscribed topic;
+    /// `partitions` empty means every partition of those topics. Refuses while the group
+    /// has members, as Kafka does.
+    pub fn reset(
+        &mut self,
+        cloud: Cloud,
+        instance: &str,
+        group: &str,
+        topics: &[String],
+        partitions: &[i32],
+        to: &ResetTo,
+        now_ms: i64,
+    ) -> Result<(), WorldError> {
+        let inst = self.instance_mut(cloud, instance)?;
+        let g = inst.groups.get(group).ok_or(WorldError::GroupNotFound)?;
+        if g.members > 0 {
+            return Err(WorldError::GroupActive);
+        }
+        let selected: Vec<String> = if topics.is_empty() {
+            g.commits.keys().cloned().collect()
+        } else {
+            topics.to_vec()
+        };
+        // Validate everything before changing anything, so a refusal changes nothing.
+        let mut plan = Vec::new();
+        for t in &selected {
+            let topic = inst
+                .topics
+                .get(t)
+                .ok_or_else(|| WorldError::TopicNotFound(t.clone()))?;
+            let parts: Vec<i32> = match to {
+                ResetTo::Offsets(list) => list.iter().map(|(p, _)| *p).collect(),
+                _ if partitions.is_empty() => (0..topic.partitions.len() as i32).collect(),
+                _ => partitions.to_vec(),
+            };
+            for p in parts {
+                let sp = topic
+                    .partitions
+                    .get(usize::try_from(p).unwrap_or(usize::MAX))
+                    .ok_or_else(|| WorldError::PartitionNotFound(t.clone(), p))?;
+                let log_end = sp.log_end(now_ms);
+                let current = g
+                    .commits
+                    .get(t)
+                    .and_then(|c| c.get(p as usize))
+                    .and_then(|c| committed_at(c, sp, 0.0, now_ms));
+                let target = match to {
+                    ResetTo::Latest => log_end,
+                    ResetTo::Earliest => sp.earliest,
+                    ResetTo::Timestamp(ms) => sp.offset_for_time(*ms, now_ms),
+                    ResetTo::Shift(n) => current
+                        .unwrap_or(log_end)
+                        .saturating_add(*n)
+                        .clamp(sp.earliest, log_end),
+                    ResetTo::Offset(o) => *o,
+                    ResetTo::Offsets(list) => list
+                        .iter()
+                        .find(|(pp, _)| *pp == p)
+                        .map(|(_, o)| *o)
+                        .unwrap_or(log_end),
+                };
+                if target < sp.earliest || target > log_end {
+                    return Err(WorldError::OffsetOutOfRange {
+                        partition: p,
+                        offset: target,
+                        earliest: sp.earliest,
+                        log_end,
+                    });
+                }
+                plan.push((t.clone(), p as usize, topic.partitions.len(), target));
+            }
+        }
+        let g = inst.groups.get_mut(group).expect("checked above");
+        for (topic, p, count, target) in plan {
+            let commits = g.commits.entry(topic).or_default();
+            if commits.len() < count {
+                commits.resize(
+                    count,
+                    SimCommit {
+                        anchor_ms: now_ms,
+                        anchor_offset: None,
+                    },
+                );
+            }
+            commits[p] = SimCommit {
+                anchor_ms: now_ms,
+                anchor_offset: Some(target),
+            };
+        }
+        Ok(())
+    }
+
+    /// Sets a group's member count, re-anchoring its commits so that consumption so far
+    /// is kept and the new rate applies from `now_ms`.
+    pub fn set_members(
+        &mut self,
+        cloud: Cloud,
+        instance: &str,
+        group: &str,
+        members: u32,
+        now_ms: i64,
+    ) -> Result<(), WorldError> {
+        let inst = self.instance_mut(cloud, instance)?;
+        let g = inst
+            .groups
+            .get_mut(group)
+            .ok_or(WorldError::GroupNotFound)?;
+        let rate = g.rate();
+        for (topic, commits) in g.commits.iter_mut() {
+            let Some(t) = inst.topics.get(topic) else {
+                continue;
+            };
+            for (i, c) in commits.iter_mut().enumerate() {
+                if let Some(p) = t.partitions.get(i) {
+                    let now = committed_at(c, p, rate, now_ms);
+                    *c = SimCommit {
+                        anchor_ms: now_ms,
+                        anchor_offset: now,
+                    };
+                }
+            }
+        }
+        g.members = members;
+        Ok(())
+    }
+
+    /// Removes a group (as if deleted in the console).
+    pub fn delete_group(
+        &mut self,
+        cloud: Cloud,
+        instance: &str,
+        group: &str,
+    ) -> Result<(), WorldError> {
+        self.instance_mut(cloud, instance)?
+            .groups
+            .remove(group)
+            .map(|_| ())
+            .ok_or(WorldError::GroupNotFound)
+    }
+
+    /// Adds partitions to a topic; groups get no commit on them until they consume.
+    pub fn add_partitions(
+        &mut self,
+        cloud: Cloud,
+        instance: &str,
+        topic: &str,
+        count: usize,
+        now_ms: i64,
+    ) -> Result<(), WorldError> {
+        let inst = self.instance_mut(cloud, instance)?;
+        let t = inst
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| WorldError::TopicNotFound(topic.to_string()))?;
+        let rate = t
+            .partitions
+            .first()
+            .map(|p| p.produce_per_sec)
+            .unwrap_or(1.0);
+        for _ in 0..count {
+            t.partitions.push(SimPartition {
+                anchor_ms: now_ms,
+                anchor_end: 0,
+                produce_per_sec: rate,
+                earliest: 0,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The committed offset of `c` at `now_ms` when consuming at `rate`, capped at the log end.
+fn committed_at(c: &SimCommit, p: &SimPartition, rate: f64, now_ms: i64) -> Option<i64> {
+    let start = c.anchor_offset?;
+    let dt = (now_ms - c.anchor_ms).max(0) as f64;
+    let consumed = (dt * rate / 1000.0).floor() as i64;
+    let log_end = p.log_end(now_ms);
+    Some(if start >= log_end {
+        start
+    } else {
+        (start + consumed).min(log_end)
+    })
+}
+
+/// How to generate a world: sizes, rates and a seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorldSpec {
+    pub alibaba_region: String,
+    pub tencent_region: String,
+    pub instances_per_cloud: usize,
+    pub groups_per_instance: usize,
+    pub topics_per_group: usize,
+    pub partitions_per_topic: usize,
+    pub seed: u64,
+}
+
+impl Default for WorldSpec {
+    fn default() -> Self {
+        WorldSpec {
+            alibaba_region: "cn-hangzhou".into(),
+            tencent_region: "ap-guangzhou".into(),
+            instances_per_cloud: 1,
+            groups_per_instance: 3,
+            topics_per_group: 2,
+            partitions_per_topic: 3,
+            seed: 42,
+        }
+    }
+}
+
+/// Instance id naming used by generated worlds.
+pub fn instance_id(cloud: Cloud, n: usize) -> String {
+    match cloud {
+        Cloud::Alibaba => format!("alikafka_post-cn-sim{n:04}"),
+        Cloud::Tencent => format!("ckafka-sim{n:04}"),
+    }
+}
+
+/// Group naming used by generated worlds.
+pub fn group_name(n: usize) -> String {
+    format!("group-{n:04}")
+}
+
+/// Topic naming used by generated worlds.
+pub fn topic_name(n: usize) -> String {
+    format!("topic-{n:04}")
+}
+
+impl World {
+    /// Builds a world from a spec at `now_ms`. Each group reads its own topics; rates and
+    /// starting offsets come from the seed. Group 1 of each instance keeps up, group 2 falls
+    /// behind, group 3 is stopped (no members), later groups vary; partition 0 of every
+    /// third group's first topic has no committed offset.
+    pub fn generate(spec: &WorldSpec, now_ms: i64) -> World {
+        let mut rng = fastrand::Rng::with_seed(spec.seed);
+        let mut world = World::default();
+        for cloud in [Cloud::Alibaba, Cloud::Tencent] {
+            let region = match cloud {
+                Cloud::Alibaba => &spec.alibaba_region,
+                Cloud::Tencent => &spec.tencent_region,
+            };
+            for n in 1..=spec.instances_per_cloud {
+                let id = instance_id(cloud, n);
+                let mut inst = SimInstance {
+                    cloud,
+                    id: id.clone(),
+                    name: format!("sim-{}-{n}", cloud.as_str()),
+                    region: region.clone(),
+                    running: true,
+                    topics: BTreeMap::new(),
+                    groups: BTreeMap::new(),
+                };
+                let mut topic_no = 0;
+                for g in 1..=spec.groups_per_instance {
+                    let (members, consume_factor) = match g % 4 {
+                        1 => (2, 1.5),
+                        2 => (1, 0.6),
+                        3 => (0, 0.0),
+                        _ => (3, 1.0 + rng.f64()),
+                    };
+                    let mut group = SimGroup {
+                        members,
+                        consume_per_sec: 0.0,
+                        commits: BTreeMap::new(),
+                    };
+                    let mut produce_sum = 0.0;
+                    for t in 0..spec.topics_per_group {
+                        topic_no += 1;
+                        let name = topic_name(topic_no);
+                        let rate = (1 + rng.u32(0..20)) as f64;
+                        produce_sum += rate;
+                        let partitions: Vec<SimPartition> = (0..spec.partitions_per_topic)
+                            .map(|_| {
+                                let end = rng.i64(10_000..5_000_000);
+                                SimPartition {
+                                    anchor_ms: now_ms,
+                                    anchor_end: end,
+                                    produce_per_sec: rate,
+                                    earliest: end / 10,
+                                }
+                            })
+                            .collect();
+                        let commits = partitions
+                            .iter()
+                            .enumerate()
+                            .map(|(p, sp)| SimCommit {
+                                anchor_ms: now_ms,
+                                anchor_offset: if g % 3 == 0 && t == 0 && p == 0 {
+                                    None
+                                } else {
+                                    Some(sp.anchor_end - rng.i64(0..2_000))
+                                },
+                            })
+                            .collect();
+                        group.commits.insert(name.clone(), commits);
+                        inst.topics.insert(
+                            name,
+                            SimTopic {
+                                partitions,
+                                timestamps_known: t % 2 == 0,
+                            },
+                        );
+                    }
+                    let avg = if spec.topics_per_group > 0 {
+                        produce_sum / spec.topics_per_group as f64
+                    } else {
+                        1.0
+                    };
+                    group.consume_per_sec = avg * consume_factor;
+                    inst.groups.insert(group_name(g), group);
+                }
+                world.instances.insert((cloud, id), inst);
+            }
+        }
+        world
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition() -> SimPartition {
+        SimPartition {
+            anchor_ms: 1_000_000,
+            anchor_end: 1_000,
+            produce_per_sec: 10.0,
+            earliest: 100,
+        }
+    }
+
+    #[test]
+    fn offsets_move_with_time_and_invert() {
+        let p = partition();
+        assert_eq!(p.log_end(1_000_000), 1_000);
+        assert_eq!(p.log_end(1_001_000), 1_010);
+        // Message 1009 is the tenth produced after the anchor: at +1.0 s.
+        assert_eq!(p.produce_time_ms(1_009), 1_001_000);
+        assert_eq!(p.offset_for_time(1_001_000, 1_002_000), 1_009);
+        assert_eq!(p.offset_for_time(0, 1_002_000), 100);
+        assert_eq!(p.offset_for_time(9_999_999_999, 1_002_000), 1_020);
+    }
+
+    #[test]
+    fn generated_world_is_deterministic_and_varied() {
+        let spec = WorldSpec::default();
+        let a = World::generate(&spec, 1_700_000_000_000);
+        let b = World::generate(&spec, 1_700_000_000_000);
+        assert_eq!(a, b);
+        assert_eq!(a.instances.len(), 2);
+        let progress = a
+            .progress(
+                Cloud::Tencent,
+                &instance_id(Cloud::Tencent, 1),
+                &group_name(3),
+                1_700_000_000_000,
+            )
+            .unwrap();
+        assert_eq!(progress.len(), 2);
+        assert_eq!(
+            progress[0].1[0].committed, None,
+            "group 3 lacks a commit on p0"
+        );
+        assert!(progress[0].1[1].committed.is_some());
+    }
+
+    #[test]
+    fn stopped_group_falls_behind_and_resets_to_latest() {
+        let spec = WorldSpec::default();
+        let t0 = 1_700_000_000_000;
+        let mut w = World::generate(&spec, t0);
+        let inst = instance_id(Cloud::Alibaba, 1);
+        let g = group_name(3);
+        let before = w.progress(Cloud::Alibaba, &inst, &g, t0 + 60_000).unwrap();
+        let row = &before[0].1[1];
+        assert!(row.log_end - row.committed.unwrap() > 0);
+        w.reset(
+            Cloud::Alibaba,
+            &inst,
+            &g,
+            &[],
+            &[],
+            &ResetTo::Latest,
+            t0 + 60_000,
+        )
+        .unwrap();
+        let after = w.progress(Cloud::Alibaba, &inst, &g, t0 + 60_000).unwrap();
+        for (_, rows) in &after {
+            for r in rows {
+                assert_eq!(r.committed, Some(r.log_end));
+            }
+        }
+    }
+
+    #[test]
+    fn reset_refuses_active_groups_and_out_of_range_offsets() {
+        let spec = WorldSpec::default();
+        let t0 = 1_700_000_000_000;
+        let mut w = World::generate(&spec, t0);
+        let inst = instance_id(Cloud::Tencent, 1);
+        assert_eq!(
+            w.reset(
+                Cloud::Tencent,
+                &inst,
+                &group_name(1),
+                &[],
+                &[],
+                &ResetTo::Latest,
+                t0
+            ),
+            Err(WorldError::GroupActive)
+        );
+        let topic = w
+            .progress(Cloud::Tencent, &inst, &group_name(3), t0)
+            .unwrap()[0]
+            .0
+            .clone();
+        let err = w
+            .reset(
+                Cloud::Tencent,
+                &inst,
+                &group_name(3),
+                &[topic],
+                &[],
+                &ResetTo::Offsets(vec![(0, i64::MAX)]),
+                t0,
+            )
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            WorldError::OffsetOutOfRange { partition: 0, .. }
+        ));
+    }
+}

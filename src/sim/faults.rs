@@ -11,6 +11,8 @@ pub enum Fault {
     /// An HTTP 5xx answer with the cloud's internal-error body (Tencent: HTTP 200 with
     /// `InternalError`, as the real service answers).
     ServerError,
+    /// A bare HTTP status with a non-JSON body, as a load balancer or gateway answers.
+    HttpStatus(u16),
     /// The cloud's throttling answer (Alibaba `Throttling.User` HTTP 400 with
     /// `x-acs-retry-after`; Tencent `RequestLimitExceeded` HTTP 200).
     Throttle,

@@ -53,6 +53,9 @@ pub struct SimSettings {
     /// Tencent requests per second per key and action, where not listed in
     /// [`tencent::documented_rate_limit`]; `None` uses the documented limits.
     pub tencent_rate_limit: Option<f64>,
+    /// Answer Alibaba lists in the documented odd forms where they apply: a list of one
+    /// element as a single object, an empty list as `""`, and `Code` as a string.
+    pub alibaba_quirks: bool,
     /// Keep raw requests (method, URL, headers, body) in the log, for signature dumps.
     pub record_raw: bool,
     /// Most requests kept in the log (oldest dropped first).
@@ -76,6 +79,7 @@ impl Default for SimSettings {
             }],
             alibaba_rate_limit: 50.0,
             tencent_rate_limit: None,
+            alibaba_quirks: false,
             record_raw: false,
             log_capacity: 100_000,
             seed: 1,

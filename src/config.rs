@@ -41,6 +41,10 @@ pub struct Config {
     /// Deadline of one poll of one group, retries and pages included.
     #[serde(default = "default_request_timeout", with = "duration")]
     pub request_timeout: Duration,
+    /// How long a group whose polls fail keeps its last values on `/metrics`;
+    /// default 3 × `poll_interval`.
+    #[serde(default, with = "optional_duration")]
+    pub stale_after: Option<Duration>,
     /// The cloud accounts to poll.
     pub accounts: Vec<Account>,
 }
@@ -208,6 +212,16 @@ impl Config {
                 ),
             ));
         }
+        if self.stale_after() < self.poll_interval {
+            return Err(invalid(
+                "stale_after".into(),
+                format!(
+                    "{} must be at least poll_interval ({})",
+                    fmt_duration(self.stale_after()),
+                    fmt_duration(self.poll_interval)
+                ),
+            ));
+        }
         if self.accounts.is_empty() {
             return Err(invalid(
                 "accounts".into(),
@@ -328,6 +342,11 @@ impl Config {
             })?;
         }
         Ok(())
+    }
+
+    /// `stale_after`, or its default of 3 × `poll_interval`.
+    pub fn stale_after(&self) -> Duration {
+        self.stale_after.unwrap_or(self.poll_interval * 3)
     }
 
     /// Every (account, instance, group) in file order.
@@ -485,6 +504,20 @@ pub mod duration {
     }
 }
 
+/// serde adapter for optional durations written as strings.
+pub mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_duration(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for SignatureVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -531,6 +564,7 @@ accounts:
         assert_eq!(c.listen, DEFAULT_LISTEN);
         assert_eq!(c.poll_interval, Duration::from_secs(30));
         assert_eq!(c.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(c.stale_after(), Duration::from_secs(90));
         assert_eq!(c.accounts[0].max_concurrency, DEFAULT_MAX_CONCURRENCY);
         assert_eq!(
             c.accounts[0].endpoint_url(),

@@ -162,10 +162,10 @@ impl CredentialProvider {
         let uses_files = self.uses_files();
         if uses_files {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, creds)) = cache.as_ref() {
-                if at.elapsed() < FILE_REFRESH {
-                    return Ok(creds.clone());
-                }
+            if let Some((at, creds)) = cache.as_ref()
+                && at.elapsed() < FILE_REFRESH
+            {
+                return Ok(creds.clone());
             }
         }
         let creds = Arc::new(resolve(&self.sources)?);

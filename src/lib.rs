@@ -3,9 +3,17 @@
 //!
 //! See `ARCHITECTURE.md` for the code map and the invariants. Modules in reading order:
 
+pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
+pub mod demo;
+pub mod metrics;
 pub mod model;
 pub mod providers;
+pub mod scheduler;
+pub mod server;
 pub mod sim;
+pub mod store;
+pub mod timelag;

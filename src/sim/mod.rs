@@ -216,6 +216,9 @@ struct Bucket {
     at_ms: i64,
 }
 
+/// Used nonces: when each was seen, and the same in arrival order for expiry.
+type NonceLog = (HashMap<String, i64>, VecDeque<(i64, String)>);
+
 /// Everything the handlers share.
 pub struct SimState {
     pub clock: SharedClock,
@@ -225,7 +228,7 @@ pub struct SimState {
     log: Mutex<VecDeque<LoggedRequest>>,
     counts: Mutex<BTreeMap<(Cloud, String, String), u64>>,
     buckets: Mutex<HashMap<(Cloud, String, String), Bucket>>,
-    nonces: Mutex<(HashMap<String, i64>, VecDeque<(i64, String)>)>,
+    nonces: Mutex<NonceLog>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

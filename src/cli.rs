@@ -1,0 +1,210 @@
+//! Command-line flags and subcommands, named like a Prometheus exporter's
+//! (`--config.file`, `--web.listen-address`, `--log.level`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Prometheus exporter of consumer-group lag for Alibaba Cloud (alikafka) and Tencent
+/// Cloud (CKafka) managed Kafka, read from the clouds' management APIs.
+///
+/// Without a subcommand it runs the exporter daemon. Exit status: 0 success, 1 runtime
+/// failure (e.g. a poll failed in `once`), 2 invalid configuration or usage.
+#[derive(Debug, Parser)]
+#[command(name = "kafka-cloud-lag-exporter", version, about, long_about)]
+pub struct Cli {
+    /// Configuration file (YAML); see config.example.yaml.
+    #[arg(
+        long = "config.file",
+        visible_alias = "config",
+        value_name = "FILE",
+        global = true
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Address to serve /metrics on; overrides `listen` in the configuration.
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT", global = true)]
+    pub listen_address: Option<String>,
+
+    /// Path under which metrics are served.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics",
+        global = true
+    )]
+    pub telemetry_path: String,
+
+    /// Only log messages of this level or more severe.
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true)]
+    pub log_level: LogLevel,
+
+    /// Log line format (logs go to stderr).
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration file and exit: 0 when valid, 2 with one message naming
+    /// the file, the field and what is allowed when not.
+    CheckConfig {
+        /// Do not check that each account's credential variables or files are readable.
+        #[arg(long)]
+        skip_credentials: bool,
+    },
+    /// Poll every consumer group once, print the metrics to stdout and exit: 0 when every
+    /// poll succeeded, 1 when any failed (stdout still holds what succeeded).
+    Once,
+    /// Run the exporter against a built-in simulator of both clouds on loopback (real
+    /// HTTP, real signing, offsets moving over time); no cloud account needed.
+    Demo(DemoArgs),
+    /// Run only the built-in simulator of both clouds, for trying configurations, tests
+    /// and benchmarks. Writes a configuration that points at it with --write-config.
+    Simulator(SimulatorArgs),
+}
+
+/// Options of `demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Share of simulated API requests that fail (5xx, throttling), to show retries and
+    /// error metrics; 0 to 1.
+    #[arg(long, default_value_t = 0.02, value_parser = probability)]
+    pub faults: f64,
+    /// Seconds between polls of each group.
+    #[arg(long = "poll-interval", value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub poll_interval: std::time::Duration,
+}
+
+/// Options of `simulator`.
+#[derive(Debug, clap::Args)]
+pub struct SimulatorArgs {
+    /// Address of the simulated Alibaba API.
+    #[arg(
+        long = "alibaba.listen-address",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:0"
+    )]
+    pub alibaba_listen: String,
+    /// Address of the simulated Tencent API.
+    #[arg(
+        long = "tencent.listen-address",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:0"
+    )]
+    pub tencent_listen: String,
+    /// Write config.yaml and credential files pointing at the simulator into DIR.
+    #[arg(long = "write-config", value_name = "DIR")]
+    pub write_config: Option<PathBuf>,
+    /// On shutdown, write every request received (raw, with the simulator's keys) as
+    /// JSON to FILE, for independent signature checks.
+    #[arg(long = "dump-requests", value_name = "FILE")]
+    pub dump_requests: Option<PathBuf>,
+    /// Kafka instances per cloud.
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    /// Consumer groups per instance.
+    #[arg(long, default_value_t = 3)]
+    pub groups: usize,
+    /// Topics per consumer group.
+    #[arg(long, default_value_t = 2)]
+    pub topics: usize,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: usize,
+    /// Seed of the generated world and of random faults.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of requests that fail at random (5xx, throttling, timeouts, bad bodies); 0 to 1.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub faults: f64,
+    /// Alibaba requests per second allowed per key and action.
+    #[arg(long = "rate-limit.alibaba", default_value_t = 50.0)]
+    pub alibaba_rate_limit: f64,
+    /// Tencent requests per second per key and action; default: the documented limits.
+    #[arg(long = "rate-limit.tencent")]
+    pub tencent_rate_limit: Option<f64>,
+    /// Poll interval written into the generated configuration.
+    #[arg(long = "poll-interval", value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub poll_interval: std::time::Duration,
+}
+
+/// Log levels.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Log formats.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is out of range; allowed 0 to 1"))
+    }
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn prometheus_style_flags_and_alias() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "once",
+            "--config",
+            "c.yaml",
+            "--web.listen-address",
+            "127.0.0.1:1",
+            "--log.format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.config_file.unwrap(), PathBuf::from("c.yaml"));
+        assert_eq!(cli.listen_address.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert!(matches!(cli.command, Some(Command::Once)));
+        assert_eq!(cli.telemetry_path, "/metrics");
+        assert!(Cli::try_parse_from(["x", "demo", "--faults", "2"]).is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! The `demo` and `simulator` commands: a generated world served by the built-in
+//! simulator, and a configuration pointing at it.
+//!
+//! The demo polls the simulator over real HTTP with real signing; only the endpoints and
+//! the (simulator-issued) keys differ from a production configuration.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::app::{EXIT_CONFIG, EXIT_FAILURE, Exporter};
+use crate::cli::{Cli, DemoArgs, SimulatorArgs};
+use crate::clock::{SharedClock, SystemClock, unix_millis};
+use crate::config::{Account, Config, Instance, fmt_duration};
+use crate::credentials::CredentialSources;
+use crate::model::Cloud;
+use crate::sim::faults::{Fault, FaultRule};
+use crate::sim::world::{World, WorldSpec};
+use crate::sim::{SimKey, SimSettings, Simulator};
+
+/// Default address of the demo's exporter: loopback only, the exporter's port.
+pub const DEMO_LISTEN: &str = "127.0.0.1:9758";
+
+/// A running simulator and a configuration for it.
+pub struct SimEnvironment {
+    pub sim: Simulator,
+    pub config: Config,
+    /// Credential sources by account name (the simulator's keys, inline).
+    pub credentials: HashMap<String, CredentialSources>,
+}
+
+impl SimEnvironment {
+    /// The credential sources of an account of this environment.
+    pub fn resolver(&self) -> impl Fn(&Account) -> CredentialSources + Send + Sync + 'static {
+        let map = self.credentials.clone();
+        move |a: &Account| {
+            map.get(&a.name)
+                .cloned()
+                .unwrap_or_else(|| a.credential_sources())
+        }
+    }
+}
+
+/// Name of the generated account of each cloud.
+pub fn account_name(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Alibaba => "sim-alibaba",
+        Cloud::Tencent => "sim-tencent",
+    }
+}
+
+/// A configuration with one account per cloud covering every instance and group of `world`.
+pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Config {
+    let mut accounts = Vec::new();
+    for cloud in [Cloud::Alibaba, Cloud::Tencent] {
+        let instances: Vec<Instance> = world
+            .instances
+            .values()
+            .filter(|i| i.cloud == cloud)
+            .map(|i| Instance {
+                id: i.id.clone(),
+                groups: i.groups.keys().cloned().collect(),
+            })
+            .collect();
+        let Some(region) = world
+            .instances
+            .values()
+            .find(|i| i.cloud == cloud)
+            .map(|i| i.region.clone())
+        else {
+            continue;
+        };
+        accounts.push(Account {
+            name: account_name(cloud).to_string(),
+            cloud,
+            region,
+            endpoint: Some(sim.endpoint(cloud)),
+            credentials: None,
+            signature_version: None,
+            max_concurrency: crate::config::DEFAULT_MAX_CONCURRENCY,
+            instances,
+        });
+    }
+    let request_timeout =
+        (poll_interval / 3).clamp(Duration::from_millis(500), Duration::from_secs(10));
+    Config {
+        listen: crate::config::DEFAULT_LISTEN.to_string(),
+        poll_interval,
+        request_timeout,
+        stale_after: None,
+        accounts,
+    }
+}
+
+/// Starts a simulator with a generated world and returns it with a matching config.
+pub async fn start_environment(
+    spec: &WorldSpec,
+    settings: SimSettings,
+    clock: SharedClock,
+    poll_interval: Duration,
+    addrs: Option<(SocketAddr, SocketAddr)>,
+) -> std::io::Result<SimEnvironment> {
+    let world = World::generate(spec, unix_millis(clock.now()));
+    let keys = (
+        settings.alibaba_keys.first().cloned(),
+        settings.tencent_keys.first().cloned(),
+    );
+    let sim = match addrs {
+        Some((a, t)) => Simulator::start_on(settings, world.clone(), clock, a, t).await?,
+        None => Simulator::start(settings, world.clone(), clock).await?,
+    };
+    let config = config_for(&world, &sim, poll_interval);
+    let mut credentials = HashMap::new();
+    for (cloud, key) in [(Cloud::Alibaba, keys.0), (Cloud::Tencent, keys.1)] {
+        if let Some(k) = key {
+            credentials.insert(
+                account_name(cloud).to_string(),
+                CredentialSources::inline(&k.id, &k.secret, k.token.as_deref()),
+            );
+        }
+    }
+    Ok(SimEnvironment {
+        sim,
+        config,
+        credentials,
+    })
+}
+
+fn random_faults(probability: f64) -> Vec<FaultRule> {
+    if probability <= 0.0 {
+        return Vec::new();
+    }
+    // Split the share over the failure kinds the daemon has to survive.
+    let each = probability / 5.0;
+    vec![
+        FaultRule::random(Fault::ServerError, each),
+        FaultRule::random(Fault::Throttle, each),
+        FaultRule::random(Fault::Truncated, each),
+        FaultRule::random(Fault::HttpStatus(502), each),
+        FaultRule::random(Fault::Delay(Duration::from_millis(300)), each),
+    ]
+}
+
+/// `demo`: simulator plus exporter, until SIGTERM or Ctrl-C.
+pub async fn run_demo(cli: &Cli, args: &DemoArgs) -> ExitCode {
+    let listen = cli.listen_address.as_deref().unwrap_or(DEMO_LISTEN);
+    let Ok(addr) = listen.parse::<SocketAddr>() else {
+        eprintln!(
+            "error: --web.listen-address: {listen:?} is not a socket address; expected host:port"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let clock: SharedClock = Arc::new(SystemClock);
+    let spec = WorldSpec {
+        instances_per_cloud: 2,
+        groups_per_instance: 4,
+        topics_per_group: 2,
+        partitions_per_topic: 4,
+        ..WorldSpec::default()
+    };
+    let env = match start_environment(
+        &spec,
+        SimSettings::default(),
+        clock.clone(),
+        args.poll_interval,
+        None,
+    )
+    .await
+    {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("error: cannot start the simulator: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    for rule in random_faults(args.faults) {
+        env.sim.state().inject(rule);
+    }
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr}: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    let resolver = env.resolver();
+    let exporter = Exporter::new(env.config.clone(), clock, &resolver);
+    println!(
+        "kafka-cloud-lag-exporter demo: {} consumer groups on simulated Alibaba ({}) and Tencent ({}), polled every {}, {:.0}% of API calls failing on purpose.",
+        env.config.group_count(),
+        env.sim.alibaba_endpoint(),
+        env.sim.tencent_endpoint(),
+        fmt_duration(args.poll_interval),
+        args.faults * 100.0
+    );
+    println!(
+        "Open http://{local}{} (Ctrl-C to stop).",
+        cli.telemetry_path
+    );
+    let shutdown = crate::app::shutdown_on_signal();
+    exporter.run(listener, &cli.telemetry_path, shutdown).await;
+    ExitCode::SUCCESS
+}
+
+/// `simulator`: only the simulated clouds, until SIGTERM or Ctrl-C.
+pub async fn run_simulator(args: &SimulatorArgs) -> ExitCode {
+    let parse = |flag: &str, v: &str| -> Result<SocketAddr, ExitCode> {
+        v.parse().map_err(|_| {
+            eprintln!("error: {flag}: {v:?} is not a socket address; expected host:port");
+            ExitCode::from(EXIT_CONFIG)
+        })
+    };
+    let (ali, tc) = match (
+        parse("--alibaba.listen-address", &args.alibaba_listen),
+        parse("--tencent.listen-address", &args.tencent_listen),
+    ) {
+        (Ok(a), Ok(t)) => (a, t),
+        (Err(c), _) | (_, Err(c)) => return c,
+    };
+    let clock: SharedClock = Arc::new(SystemClock);
+    let spec = WorldSpec {
+        instances_per_cloud: args.instances,
+        groups_per_instance: args.groups,
+        topics_per_group: args.topics,
+        partitions_per_topic: args.partitions,
+        seed: args.seed,
+        ..WorldSpec::default()
+    };
+    let settings = SimSettings {
+        alibaba_rate_limit: args.alibaba_rate_limit,
+        tencent_rate_limit: args.tencent_rate_limit,
+        record_raw: args.dump_requests.is_some(),
+        log_capacity: if args.dump_requests.is_some() {
+            1_000_000
+        } else {
+            10_000
+        },
+        seed: args.seed,
+        ..SimSettings::default()
+    };
+    let keys = (settings.alibaba_keys.clone(), settings.tencent_keys.clone());
+    let env = match start_environment(&spec, settings, clock, args.poll_interval, Some((ali, tc)))
+        .await
+    {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("error: cannot start the simulator: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    for rule in random_faults(args.faults) {
+        env.sim.state().inject(rule);
+    }
+    if let Some(dir) = &args.write_config
+        && let Err(e) = write_config(dir, &env, &keys.0, &keys.1)
+    {
+        {
+            eprintln!(
+                "error: writing the configuration into {}: {e}",
+                dir.display()
+            );
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
+    println!("alibaba_endpoint={}", env.sim.alibaba_endpoint());
+    println!("tencent_endpoint={}", env.sim.tencent_endpoint());
+    for k in &keys.0 {
+        println!("alibaba_key_id={}", k.id);
+    }
+    for k in &keys.1 {
+        println!("tencent_secret_id={}", k.id);
+    }
+    println!(
+        "groups={} partitions={}",
+        env.config.group_count(),
+        env.config.group_count() * args.topics * args.partitions
+    );
+    println!("ready");
+    let mut shutdown = crate::app::shutdown_on_signal();
+    let _ = shutdown.wait_for(|s| *s).await;
+    if let Some(path) = &args.dump_requests
+        && let Err(e) = dump_requests(path, &env, &keys.0, &keys.1)
+    {
+        {
+            eprintln!("error: writing {}: {e}", path.display());
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Writes `config.yaml` and one file per credential value into `dir`.
+fn write_config(
+    dir: &Path,
+    env: &SimEnvironment,
+    ali: &[SimKey],
+    tc: &[SimKey],
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut yaml = format!(
+        "# Generated by `kafka-cloud-lag-exporter simulator`: points at the simulator.\n\
+         poll_interval: {}\nrequest_timeout: {}\naccounts:\n",
+        fmt_duration(env.config.poll_interval),
+        fmt_duration(env.config.request_timeout)
+    );
+    for account in &env.config.accounts {
+        let key = match account.cloud {
+            Cloud::Alibaba => ali.first(),
+            Cloud::Tencent => tc.first(),
+        };
+        let Some(key) = key else { continue };
+        let prefix = account.cloud.as_str();
+        let id_file = dir.join(format!("{prefix}-key-id"));
+        let secret_file = dir.join(format!("{prefix}-key-secret"));
+        std::fs::write(&id_file, &key.id)?;
+        std::fs::write(&secret_file, &key.secret)?;
+        yaml.push_str(&format!(
+            "  - name: {}\n    cloud: {}\n    region: {}\n    endpoint: {}\n    credentials:\n      id_file: {}\n      secret_file: {}\n    instances:\n",
+            account.name,
+            account.cloud,
+            account.region,
+            account.endpoint.as_deref().unwrap_or_default(),
+            id_file.display(),
+            secret_file.display()
+        ));
+        for instance in &account.instances {
+            yaml.push_str(&format!("      - id: {}\n        groups:\n", instance.id));
+            for g in &instance.groups {
+                yaml.push_str(&format!("          - {g}\n"));
+            }
+        }
+    }
+    std::fs::write(dir.join("config.yaml"), yaml)
+}
+
+/// Writes the request log with raw requests and the keys, for `tools/sdk_crosscheck`.
+fn dump_requests(
+    path: &Path,
+    env: &SimEnvironment,
+    ali: &[SimKey],
+    tc: &[SimKey],
+) -> std::io::Result<()> {
+    let mut keys = serde_json::Map::new();
+    for k in ali.iter().chain(tc) {
+        keys.insert(
+            k.id.clone(),
+            serde_json::json!({"secret": k.secret, "token": k.token}),
+        );
+    }
+    let dump = serde_json::json!({
+        "keys": keys,
+        "requests": env.sim.state().requests(),
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&dump)?)
+}

@@ -1,0 +1,134 @@
+//! The exporter's own metrics: build info, poll durations and API request, error and
+//! retry counters. Ordinary Prometheus instruments in one registry, updated by the
+//! scheduler and (through [`ApiObserver`]) by the providers.
+
+use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use crate::model::Cloud;
+use crate::providers::{ApiObserver, ErrorKind};
+
+/// Upper bounds of the poll-duration histogram buckets, in seconds.
+pub const POLL_DURATION_BUCKETS: [f64; 11] =
+    [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0];
+
+/// Handles to the exporter's own instruments.
+#[derive(Clone)]
+pub struct ExporterMetrics {
+    pub build_info: GaugeVec,
+    pub poll_interval_seconds: Gauge,
+    pub poll_duration_seconds: HistogramVec,
+    pub api_requests_total: IntCounterVec,
+    pub api_errors_total: IntCounterVec,
+    pub api_retries_total: IntCounterVec,
+}
+
+const NS: &str = "kafka_cloud_lag_exporter";
+
+impl ExporterMetrics {
+    /// Creates the instruments and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = ExporterMetrics {
+            build_info: GaugeVec::new(
+                Opts::new("build_info", "Version of the exporter; always 1.").namespace(NS),
+                &["version", "revision"],
+            )?,
+            poll_interval_seconds: Gauge::with_opts(
+                Opts::new(
+                    "poll_interval_seconds",
+                    "Configured interval between two polls of the same consumer group.",
+                )
+                .namespace(NS),
+            )?,
+            poll_duration_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "poll_duration_seconds",
+                    "Time to poll one consumer group, every page and retry included.",
+                )
+                .namespace(NS)
+                .buckets(POLL_DURATION_BUCKETS.to_vec()),
+                &["cloud"],
+            )?,
+            api_requests_total: IntCounterVec::new(
+                Opts::new(
+                    "api_requests_total",
+                    "Management-API requests sent, every attempt and retry counted.",
+                )
+                .namespace(NS),
+                &["cloud", "action"],
+            )?,
+            api_errors_total: IntCounterVec::new(
+                Opts::new(
+                    "api_errors_total",
+                    "Management-API requests that failed, by kind of failure.",
+                )
+                .namespace(NS),
+                &["cloud", "action", "kind"],
+            )?,
+            api_retries_total: IntCounterVec::new(
+                Opts::new(
+                    "api_retries_total",
+                    "Failed management-API requests that were retried.",
+                )
+                .namespace(NS),
+                &["cloud", "action"],
+            )?,
+        };
+        registry.register(Box::new(m.build_info.clone()))?;
+        registry.register(Box::new(m.poll_interval_seconds.clone()))?;
+        registry.register(Box::new(m.poll_duration_seconds.clone()))?;
+        registry.register(Box::new(m.api_requests_total.clone()))?;
+        registry.register(Box::new(m.api_errors_total.clone()))?;
+        registry.register(Box::new(m.api_retries_total.clone()))?;
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), revision()])
+            .set(1.0);
+        Ok(m)
+    }
+
+    /// Creates every (action, kind) series of a cloud at 0, so that `rate()` sees the
+    /// first failure and dashboards show zeros rather than "no data".
+    pub fn init_actions(&self, cloud: Cloud, actions: &[&'static str]) {
+        for action in actions {
+            self.api_requests_total
+                .with_label_values(&[cloud.as_str(), action]);
+            self.api_retries_total
+                .with_label_values(&[cloud.as_str(), action]);
+            for kind in ErrorKind::ALL {
+                if kind != ErrorKind::Credentials {
+                    self.api_errors_total.with_label_values(&[
+                        cloud.as_str(),
+                        action,
+                        kind.as_str(),
+                    ]);
+                }
+            }
+        }
+        self.poll_duration_seconds
+            .with_label_values(&[cloud.as_str()]);
+    }
+}
+
+/// The source revision, when the build provides it (`KCLE_REVISION` at compile time).
+fn revision() -> &'static str {
+    option_env!("KCLE_REVISION").unwrap_or("unknown")
+}
+
+impl ApiObserver for ExporterMetrics {
+    fn request(&self, cloud: Cloud, action: &'static str) {
+        self.api_requests_total
+            .with_label_values(&[cloud.as_str(), action])
+            .inc();
+    }
+
+    fn error(&self, cloud: Cloud, action: &'static str, kind: ErrorKind) {
+        self.api_errors_total
+            .with_label_values(&[cloud.as_str(), action, kind.as_str()])
+            .inc();
+    }
+
+    fn retry(&self, cloud: Cloud, action: &'static str) {
+        self.api_retries_total
+            .with_label_values(&[cloud.as_str(), action])
+            .inc();
+    }
+}

@@ -1,0 +1,219 @@
+//! The lag families and per-group health, rendered from the store on every scrape.
+//!
+//! Fresh per scrape, so a group, topic or partition that disappears from the store
+//! disappears from `/metrics`. Groups whose polls have failed for longer than
+//! `stale_after` lose their lag series but keep `group_up` 0 and their frozen
+//! `last_success_timestamp_seconds`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::text::{Family, Value, header, sample};
+use crate::clock::unix_seconds_f64;
+use crate::store::{GroupEntry, Polled};
+
+pub const CURRENT_OFFSET: Family = Family {
+    name: "kafka_consumergroup_current_offset",
+    kind: "gauge",
+    help: "Committed offset of the consumer group on the partition (Alibaba GetConsumerProgress ConsumerOffset, Tencent DescribeGroupOffsets Offset), as of the group's last successful poll.",
+};
+pub const LAG: Family = Family {
+    name: "kafka_consumergroup_lag",
+    kind: "gauge",
+    help: "Messages between the consumer group's committed offset and the partition's log-end offset, never negative, as of the group's last successful poll.",
+};
+pub const LAG_SECONDS: Family = Family {
+    name: "kafka_consumergroup_lag_seconds",
+    kind: "gauge",
+    help: "Estimated age in seconds of the oldest message the consumer group has not consumed (from Alibaba LastTimestamp, else interpolated from log-end offset history), as of the group's last successful poll.",
+};
+pub const TOPIC_LAG: Family = Family {
+    name: "kafka_consumergroup_topic_lag",
+    kind: "gauge",
+    help: "Consumer group lag summed over the topic's partitions, as of the group's last successful poll.",
+};
+pub const LAST_CONSUMED: Family = Family {
+    name: "kafka_consumergroup_last_consumed_timestamp_seconds",
+    kind: "gauge",
+    help: "Unix time at which the last message the consumer group consumed was produced (Alibaba LastTimestamp), as of the group's last successful poll; absent when the cloud does not know.",
+};
+pub const PARTITION_END: Family = Family {
+    name: "kafka_topic_partition_current_offset",
+    kind: "gauge",
+    help: "Log-end offset of the partition (Alibaba BrokerOffset, Tencent LogEndOffset), from the most recent successful poll of a group consuming the topic.",
+};
+pub const INSTANCE_INFO: Family = Family {
+    name: "kafka_cloud_lag_exporter_instance_info",
+    kind: "gauge",
+    help: "Kafka instances polled by the exporter, with the configured account and region; always 1.",
+};
+pub const GROUP_UP: Family = Family {
+    name: "kafka_cloud_lag_exporter_group_up",
+    kind: "gauge",
+    help: "Whether the last poll of the consumer group succeeded (1) or failed (0).",
+};
+pub const LAST_SUCCESS: Family = Family {
+    name: "kafka_cloud_lag_exporter_last_success_timestamp_seconds",
+    kind: "gauge",
+    help: "Unix time of the consumer group's last successful poll.",
+};
+
+/// Every family this module renders, in output order.
+pub const FAMILIES: [Family; 9] = [
+    CURRENT_OFFSET,
+    LAG,
+    LAG_SECONDS,
+    TOPIC_LAG,
+    LAST_CONSUMED,
+    PARTITION_END,
+    INSTANCE_INFO,
+    GROUP_UP,
+    LAST_SUCCESS,
+];
+
+/// Scrape-time inputs besides the store.
+#[derive(Clone, Copy, Debug)]
+pub struct RenderOptions {
+    pub now: SystemTime,
+    pub stale_after: Duration,
+}
+
+/// Appends every lag and per-group health family for `entries` (in store order).
+pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptions) {
+    let fresh: Vec<(&GroupEntry, &Polled)> = entries
+        .iter()
+        .filter_map(|e| e.fresh_data(opts.now, opts.stale_after).map(|p| (&**e, p)))
+        .collect();
+
+    partition_family(out, &CURRENT_OFFSET, &fresh, |p| {
+        p.committed.map(Value::Int)
+    });
+    partition_family(out, &LAG, &fresh, |p| p.lag().map(Value::Int));
+    partition_family(out, &LAG_SECONDS, &fresh, |p| {
+        p.lag_seconds.map(Value::Float)
+    });
+
+    header(out, &TOPIC_LAG);
+    for (entry, polled) in &fresh {
+        let i = &entry.target.instance;
+        for topic in &polled.progress.topics {
+            let labels = [
+                ("cloud", i.cloud.as_str()),
+                ("instance_id", &i.instance_id),
+                ("consumergroup", &entry.target.group),
+                ("topic", &topic.topic),
+            ];
+            sample(out, TOPIC_LAG.name, &labels, Value::Int(topic.lag()));
+        }
+    }
+
+    partition_family(out, &LAST_CONSUMED, &fresh, |p| {
+        p.last_consumed_ms
+            .map(|ms| Value::Float(ms as f64 / 1000.0))
+    });
+
+    partition_end(out, &fresh);
+
+    header(out, &INSTANCE_INFO);
+    let mut previous: Option<(&str, &str)> = None;
+    for entry in entries {
+        let i = &entry.target.instance;
+        let id = (i.cloud.as_str(), &*i.instance_id);
+        if previous == Some(id) {
+            continue;
+        }
+        previous = Some(id);
+        let labels = [
+            ("cloud", id.0),
+            ("instance_id", id.1),
+            ("account", &i.account),
+            ("region", &i.region),
+        ];
+        sample(out, INSTANCE_INFO.name, &labels, Value::Int(1));
+    }
+
+    header(out, &GROUP_UP);
+    for entry in entries.iter().filter(|e| e.last_attempt.is_some()) {
+        let v = Value::Int(i64::from(entry.up));
+        sample(out, GROUP_UP.name, &group_labels(entry), v);
+    }
+
+    header(out, &LAST_SUCCESS);
+    for entry in entries {
+        if let Some(polled) = &entry.last_good {
+            let v = Value::Float(unix_seconds_f64(polled.at));
+            sample(out, LAST_SUCCESS.name, &group_labels(entry), v);
+        }
+    }
+}
+
+fn group_labels(entry: &GroupEntry) -> [(&'static str, &str); 3] {
+    let i = &entry.target.instance;
+    [
+        ("cloud", i.cloud.as_str()),
+        ("instance_id", &i.instance_id),
+        ("consumergroup", &entry.target.group),
+    ]
+}
+
+/// One per-partition family over every fresh group; `value` returns `None` to skip.
+fn partition_family(
+    out: &mut Vec<u8>,
+    family: &Family,
+    fresh: &[(&GroupEntry, &Polled)],
+    value: impl Fn(&crate::model::PartitionProgress) -> Option<Value>,
+) {
+    header(out, family);
+    let mut num = itoa::Buffer::new();
+    for (entry, polled) in fresh {
+        let i = &entry.target.instance;
+        for topic in &polled.progress.topics {
+            for p in &topic.partitions {
+                let Some(v) = value(p) else { continue };
+                let labels = [
+                    ("cloud", i.cloud.as_str()),
+                    ("instance_id", &i.instance_id),
+                    ("consumergroup", &entry.target.group),
+                    ("topic", &topic.topic),
+                    ("partition", num.format(p.partition)),
+                ];
+                sample(out, family.name, &labels, v);
+            }
+        }
+    }
+}
+
+/// Log-end offsets, once per (cloud, instance, topic, partition) although several groups
+/// report them: the value from the most recent poll wins.
+fn partition_end(out: &mut Vec<u8>, fresh: &[(&GroupEntry, &Polled)]) {
+    header(out, &PARTITION_END);
+    let mut rows: Vec<(&str, &str, &str, i32, SystemTime, i64)> = Vec::new();
+    for (entry, polled) in fresh {
+        let i = &entry.target.instance;
+        for topic in &polled.progress.topics {
+            for p in &topic.partitions {
+                rows.push((
+                    i.cloud.as_str(),
+                    &i.instance_id,
+                    &topic.topic,
+                    p.partition,
+                    polled.at,
+                    p.log_end,
+                ));
+            }
+        }
+    }
+    // Newest first within each partition, so the first row of a run is the one to keep.
+    rows.sort_unstable_by(|a, b| (a.0, a.1, a.2, a.3, b.4).cmp(&(b.0, b.1, b.2, b.3, a.4)));
+    rows.dedup_by(|b, a| (a.0, a.1, a.2, a.3) == (b.0, b.1, b.2, b.3));
+    let mut num = itoa::Buffer::new();
+    for (cloud, instance_id, topic, partition, _, log_end) in rows {
+        let labels = [
+            ("cloud", cloud),
+            ("instance_id", instance_id),
+            ("topic", topic),
+            ("partition", num.format(partition)),
+        ];
+        sample(out, PARTITION_END.name, &labels, Value::Int(log_end));
+    }
+}

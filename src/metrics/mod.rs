@@ -1,0 +1,258 @@
+//! Everything Prometheus-shaped: the lag families rendered from the store at scrape time
+//! (`lag`), the exporter's own instruments (`exporter`) and the text writer (`text`).
+//!
+//! No other module imports Prometheus types. A scrape reads the store and the registry;
+//! it never calls a cloud API.
+
+pub mod exporter;
+pub mod lag;
+pub mod text;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use crate::store::Store;
+pub use exporter::ExporterMetrics;
+pub use text::CONTENT_TYPE;
+
+/// The registry of the exporter's own instruments and the renderer of everything.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub exporter: Arc<ExporterMetrics>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let exporter = ExporterMetrics::register(&registry)
+            .expect("metric names and labels are static and valid");
+        Metrics {
+            registry,
+            exporter: Arc::new(exporter),
+        }
+    }
+
+    /// The whole exposition: lag families from `store`, then the exporter's instruments.
+    pub fn render(&self, store: &Store, now: SystemTime, stale_after: Duration) -> Vec<u8> {
+        let entries = store.entries();
+        let partitions: usize = entries
+            .iter()
+            .filter_map(|e| e.last_good.as_ref())
+            .map(|p| p.progress.partition_count())
+            .sum();
+        // About 6 lines of ~140 bytes per partition; reserving avoids regrowth copies.
+        let mut out = Vec::with_capacity(4096 + partitions * 6 * 140);
+        lag::render(&mut out, &entries, &lag::RenderOptions { now, stale_after });
+        self.render_own(&mut out);
+        out
+    }
+
+    /// Appends the exporter's own instruments.
+    pub fn render_own(&self, out: &mut Vec<u8>) {
+        let families = self.registry.gather();
+        // The text encoder only fails on invalid metric families, which static
+        // registration rules out.
+        if let Err(e) = TextEncoder::new().encode(&families, out) {
+            tracing::error!(error = %e, "encoding exporter metrics failed");
+        }
+    }
+
+    /// Names of every family the exporter can emit (for docs and tests).
+    pub fn family_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = lag::FAMILIES.iter().map(|f| f.name.to_string()).collect();
+        for c in self.registry.gather() {
+            names.push(c.name().to_string());
+        }
+        for m in self.registry_collectors_names() {
+            if !names.contains(&m) {
+                names.push(m);
+            }
+        }
+        names
+    }
+
+    /// Names of registered instruments, including vectors that have no series yet.
+    fn registry_collectors_names(&self) -> Vec<String> {
+        let e = &self.exporter;
+        let mut out = Vec::new();
+        for desc in [
+            e.build_info.desc(),
+            e.poll_interval_seconds.desc(),
+            e.poll_duration_seconds.desc(),
+            e.api_requests_total.desc(),
+            e.api_errors_total.desc(),
+            e.api_retries_total.desc(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.push(desc.fq_name.clone());
+        }
+        out
+    }
+}
+
+use prometheus::core::Collector as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        Cloud, GroupProgress, GroupTarget, InstanceRef, PartitionProgress, TopicProgress,
+    };
+    use crate::providers::{ApiObserver, ErrorKind};
+
+    fn target(cloud: Cloud, instance: &str, group: &str) -> GroupTarget {
+        GroupTarget {
+            instance: Arc::new(InstanceRef {
+                cloud,
+                account: "acct".into(),
+                region: "cn-hangzhou".into(),
+                instance_id: instance.into(),
+            }),
+            group: group.into(),
+        }
+    }
+
+    /// (partition, committed, log end)
+    type Row = (i32, Option<i64>, i64);
+
+    fn progress(topics: &[(&str, &[Row])]) -> GroupProgress {
+        GroupProgress {
+            topics: topics
+                .iter()
+                .map(|(t, parts)| TopicProgress {
+                    topic: t.to_string(),
+                    partitions: parts
+                        .iter()
+                        .map(|&(partition, committed, log_end)| PartitionProgress {
+                            partition,
+                            committed,
+                            log_end,
+                            last_consumed_ms: None,
+                            lag_seconds: None,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            state: None,
+        }
+    }
+
+    #[test]
+    fn docs_list_every_metric() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"))
+            .unwrap();
+        let documented: std::collections::BTreeSet<String> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect();
+        let m = Metrics::new();
+        let emitted: std::collections::BTreeSet<String> = m.family_names().into_iter().collect();
+        assert_eq!(documented, emitted, "docs/metrics.md and the code disagree");
+    }
+
+    #[test]
+    fn log_end_is_exported_once_per_partition_newest_wins() {
+        let store = Store::new();
+        let a = target(Cloud::Tencent, "ckafka-1", "a");
+        let b = target(Cloud::Tencent, "ckafka-1", "b");
+        store.set_targets(&[a.clone(), b.clone()]);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        store.record_success(&a, progress(&[("orders", &[(0, Some(5), 10)])]), t0);
+        store.record_success(
+            &b,
+            progress(&[("orders", &[(0, Some(7), 12)])]),
+            t0 + Duration::from_secs(1),
+        );
+        let text =
+            String::from_utf8(Metrics::new().render(&store, t0, Duration::from_secs(90))).unwrap();
+        let ends: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kafka_topic_partition_current_offset{"))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                "kafka_topic_partition_current_offset{cloud=\"tencent\",instance_id=\"ckafka-1\",topic=\"orders\",partition=\"0\"} 12"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_commit_means_no_offset_or_lag_sample() {
+        let store = Store::new();
+        let a = target(Cloud::Alibaba, "alikafka-1", "a");
+        store.set_targets(std::slice::from_ref(&a));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        store.record_success(
+            &a,
+            progress(&[("t", &[(0, None, 10), (1, Some(12), 10)])]),
+            t0,
+        );
+        let text =
+            String::from_utf8(Metrics::new().render(&store, t0, Duration::from_secs(90))).unwrap();
+        assert!(!text.contains("partition=\"0\"} -1"));
+        let lag: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kafka_consumergroup_lag{"))
+            .collect();
+        assert_eq!(lag.len(), 1);
+        assert!(
+            lag[0].ends_with("partition=\"1\"} 0"),
+            "clamped: {}",
+            lag[0]
+        );
+        assert!(text.contains("kafka_topic_partition_current_offset{cloud=\"alibaba\",instance_id=\"alikafka-1\",topic=\"t\",partition=\"0\"} 10"));
+        assert!(text.contains("kafka_consumergroup_topic_lag{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\",topic=\"t\"} 0"));
+    }
+
+    #[test]
+    fn stale_groups_lose_lag_but_keep_health() {
+        let store = Store::new();
+        let a = target(Cloud::Alibaba, "alikafka-1", "a");
+        store.set_targets(std::slice::from_ref(&a));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        store.record_success(&a, progress(&[("t", &[(0, Some(1), 10)])]), t0);
+        store.record_failure(&a, t0 + Duration::from_secs(30));
+        let m = Metrics::new();
+        let stale_after = Duration::from_secs(90);
+        let fresh =
+            String::from_utf8(m.render(&store, t0 + Duration::from_secs(90), stale_after)).unwrap();
+        assert!(fresh.contains("kafka_consumergroup_lag{"));
+        assert!(fresh.contains("kafka_cloud_lag_exporter_group_up{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\"} 0"));
+        let stale =
+            String::from_utf8(m.render(&store, t0 + Duration::from_secs(91), stale_after)).unwrap();
+        assert!(!stale.contains("kafka_consumergroup_lag{"));
+        assert!(stale.contains("kafka_cloud_lag_exporter_group_up{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\"} 0"));
+        assert!(stale.contains("kafka_cloud_lag_exporter_last_success_timestamp_seconds{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\"} 1000"));
+    }
+
+    #[test]
+    fn api_observer_counts_into_registry() {
+        let m = Metrics::new();
+        m.exporter
+            .init_actions(Cloud::Tencent, &["DescribeGroupOffsets"]);
+        m.exporter.request(Cloud::Tencent, "DescribeGroupOffsets");
+        m.exporter
+            .error(Cloud::Tencent, "DescribeGroupOffsets", ErrorKind::Throttled);
+        let mut out = Vec::new();
+        m.render_own(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("kafka_cloud_lag_exporter_api_requests_total{action=\"DescribeGroupOffsets\",cloud=\"tencent\"} 1"));
+        assert!(text.contains("kafka_cloud_lag_exporter_api_errors_total{action=\"DescribeGroupOffsets\",cloud=\"tencent\",kind=\"throttled\"} 1"));
+        assert!(text.contains("kafka_cloud_lag_exporter_api_errors_total{action=\"DescribeGroupOffsets\",cloud=\"tencent\",kind=\"auth\"} 0"));
+        assert!(text.contains("kafka_cloud_lag_exporter_build_info{revision="));
+    }
+}

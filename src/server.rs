@@ -1,0 +1,218 @@
+//! The HTTP server: `/metrics` (configurable path, gzip when asked), `/healthz`,
+//! `/readyz` (ready after the first poll round) and a landing page at `/`.
+//!
+//! Serving never calls a cloud API: `/metrics` renders the store and the exporter's
+//! registry. Connections drain gracefully on shutdown.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::SharedClock;
+use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::store::Store;
+
+/// How long open connections may take to finish after shutdown was requested.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the handlers read.
+pub struct ServerState {
+    pub store: Arc<Store>,
+    pub metrics: Metrics,
+    pub clock: SharedClock,
+    pub telemetry_path: String,
+    /// How long a failing group's last values stay on `/metrics`.
+    pub stale_after: Duration,
+}
+
+type Body = Full<Bytes>;
+
+/// Accepts connections until `shutdown` turns true, then drains them.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(handle(&state, req)) }
+        });
+        let conn = http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("open HTTP connections did not finish in time");
+    }
+}
+
+/// Routes one request.
+pub fn handle(state: &ServerState, req: Request<Incoming>) -> Response<Body> {
+    route(state, req.method(), req.uri().path(), req.headers())
+}
+
+fn route(
+    state: &ServerState,
+    method: &Method,
+    path: &str,
+    headers: &hyper::HeaderMap,
+) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    if path == state.telemetry_path {
+        return metrics(state, headers);
+    }
+    match path {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if state.store.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the first poll round has not finished\n",
+        ),
+        "/" => landing(state),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn metrics(state: &ServerState, headers: &hyper::HeaderMap) -> Response<Body> {
+    let body = state
+        .metrics
+        .render(&state.store, state.clock.now(), state.stale_after);
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, CONTENT_TYPE)
+        .header(header::VARY, "Accept-Encoding");
+    let body = if accepts_gzip(headers) {
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 8),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = gz.write_all(&body);
+        resp = resp.header(header::CONTENT_ENCODING, "gzip");
+        gz.finish().unwrap_or_default()
+    } else {
+        body
+    };
+    resp.body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+/// Whether `Accept-Encoding` allows gzip (with a non-zero q-value).
+fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let q_zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
+fn landing(state: &ServerState) -> Response<Body> {
+    let path = html_escape(&state.telemetry_path);
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>kafka-cloud-lag-exporter</title></head>\n\
+         <body><h1>kafka-cloud-lag-exporter</h1>\n\
+         <p>Consumer-group lag of Alibaba Cloud and Tencent Cloud managed Kafka, version {}.</p>\n\
+         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/healthz\">Health</a></li>\
+         <li><a href=\"/readyz\">Readiness</a></li></ul>\n\
+         <p>Groups tracked: {}. Ready: {}.</p></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        state.store.len(),
+        state.store.is_ready(),
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(html)))
+        .expect("static headers are valid")
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("deflate, gzip;q=0.5"),
+        );
+        assert!(accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        assert!(!accepts_gzip(&h));
+    }
+}

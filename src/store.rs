@@ -1,0 +1,223 @@
+//! The latest poll result of every consumer group, each replaced atomically, plus
+//! readiness.
+//!
+//! The scheduler writes one group at a time (an `Arc` swap under a short lock); a scrape
+//! takes a consistent list of `Arc`s and renders from it without holding the lock. The
+//! store knows nothing of Prometheus or of the clouds.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crate::model::{GroupKey, GroupProgress, GroupTarget};
+
+/// A successful poll's data and when it was taken.
+#[derive(Debug, PartialEq)]
+pub struct Polled {
+    pub progress: GroupProgress,
+    pub at: SystemTime,
+}
+
+/// What the store knows about one group.
+#[derive(Debug, Clone)]
+pub struct GroupEntry {
+    pub target: GroupTarget,
+    /// The last successful poll, kept while later polls fail.
+    pub last_good: Option<Arc<Polled>>,
+    /// When the last poll (successful or not) finished; `None` before the first.
+    pub last_attempt: Option<SystemTime>,
+    /// Whether the last poll succeeded.
+    pub up: bool,
+}
+
+impl GroupEntry {
+    fn new(target: GroupTarget) -> Self {
+        GroupEntry {
+            target,
+            last_good: None,
+            last_attempt: None,
+            up: false,
+        }
+    }
+
+    /// The data to export at `now`: the last good poll, unless polls have been failing
+    /// for longer than `stale_after` since it (then the group's lag series disappear).
+    pub fn fresh_data(&self, now: SystemTime, stale_after: Duration) -> Option<&Polled> {
+        let polled = self.last_good.as_deref()?;
+        if self.up {
+            return Some(polled);
+        }
+        match now.duration_since(polled.at) {
+            Ok(age) if age > stale_after => None,
+            _ => Some(polled),
+        }
+    }
+}
+
+/// Every group's latest state, in (cloud, instance id, group) order.
+#[derive(Debug, Default)]
+pub struct Store {
+    groups: RwLock<BTreeMap<GroupKey, Arc<GroupEntry>>>,
+    ready: AtomicBool,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the set of groups exactly `targets`: new groups are added (not yet polled),
+    /// groups no longer targeted are dropped with their series, others keep their data.
+    pub fn set_targets(&self, targets: &[GroupTarget]) {
+        let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = BTreeMap::new();
+        for t in targets {
+            let key = t.key();
+            let entry = match groups.remove(&key) {
+                // An instance's account or region may change on reload: keep the data,
+                // take the new target.
+                Some(e) if e.target == *t => e,
+                Some(e) => Arc::new(GroupEntry {
+                    target: t.clone(),
+                    ..(*e).clone()
+                }),
+                None => Arc::new(GroupEntry::new(t.clone())),
+            };
+            next.insert(key, entry);
+        }
+        *groups = next;
+    }
+
+    /// Records a successful poll, replacing the group's data at once.
+    pub fn record_success(&self, target: &GroupTarget, progress: GroupProgress, at: SystemTime) {
+        self.update(target, |e| {
+            e.last_good = Some(Arc::new(Polled { progress, at }));
+            e.last_attempt = Some(at);
+            e.up = true;
+        });
+    }
+
+    /// Records a failed poll: the last good data stays, `up` turns false.
+    pub fn record_failure(&self, target: &GroupTarget, at: SystemTime) {
+        self.update(target, |e| {
+            e.last_attempt = Some(at);
+            e.up = false;
+        });
+    }
+
+    /// Drops a group (e.g. the cloud says it no longer exists).
+    pub fn remove(&self, key: &GroupKey) -> bool {
+        self.groups
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
+            .is_some()
+    }
+
+    /// The current entries, in key order. Cheap: clones `Arc`s only.
+    pub fn entries(&self) -> Vec<Arc<GroupEntry>> {
+        self.groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// One group's entry.
+    pub fn get(&self, key: &GroupKey) -> Option<Arc<GroupEntry>> {
+        self.groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.groups.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Marks the first poll round as done.
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Whether the first poll round has finished.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Applies `f` to a copy of the group's entry and swaps it in; ignores groups that are
+    /// no longer targeted (a poll can finish after a reload removed its group).
+    fn update(&self, target: &GroupTarget, f: impl FnOnce(&mut GroupEntry)) {
+        let key = target.key();
+        let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = groups.get_mut(&key) {
+            let mut entry = (**slot).clone();
+            f(&mut entry);
+            *slot = Arc::new(entry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Cloud, InstanceRef};
+
+    fn target(group: &str) -> GroupTarget {
+        GroupTarget {
+            instance: Arc::new(InstanceRef {
+                cloud: Cloud::Tencent,
+                account: "acct".into(),
+                region: "ap-guangzhou".into(),
+                instance_id: "ckafka-1".into(),
+            }),
+            group: group.into(),
+        }
+    }
+
+    #[test]
+    fn failures_keep_data_until_stale() {
+        let store = Store::new();
+        let t = target("g");
+        store.set_targets(std::slice::from_ref(&t));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        store.record_success(&t, GroupProgress::default(), t0);
+        store.record_failure(&t, t0 + Duration::from_secs(30));
+        let e = store.get(&t.key()).unwrap();
+        assert!(!e.up);
+        let stale_after = Duration::from_secs(90);
+        assert!(
+            e.fresh_data(t0 + Duration::from_secs(90), stale_after)
+                .is_some()
+        );
+        assert!(
+            e.fresh_data(t0 + Duration::from_secs(91), stale_after)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn set_targets_adds_and_drops() {
+        let store = Store::new();
+        let (a, b) = (target("a"), target("b"));
+        store.set_targets(&[a.clone(), b.clone()]);
+        store.record_success(&a, GroupProgress::default(), SystemTime::UNIX_EPOCH);
+        store.set_targets(std::slice::from_ref(&a));
+        assert_eq!(store.len(), 1);
+        assert!(
+            store.get(&a.key()).unwrap().up,
+            "kept groups keep their data"
+        );
+        // A late poll result for a dropped group is ignored.
+        store.record_success(&b, GroupProgress::default(), SystemTime::UNIX_EPOCH);
+        assert!(store.get(&b.key()).is_none());
+    }
+}

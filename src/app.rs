@@ -301,7 +301,7 @@ async fn daemon(cli: &Cli) -> ExitCode {
         "starting kafka-cloud-lag-exporter"
     );
     let exporter = Exporter::new(config, Arc::new(SystemClock), &configured_credentials);
-    let shutdown = shutdown_on_signal();
+    let shutdown = crate::shutdown::on_signal();
     exporter.run(listener, &cli.telemetry_path, shutdown).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
@@ -335,37 +335,4 @@ async fn once(cli: &Cli) -> ExitCode {
         );
         ExitCode::from(EXIT_FAILURE)
     }
-}
-
-/// A channel that turns true on SIGTERM or SIGINT (Ctrl-C).
-pub fn shutdown_on_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_termination().await;
-        tracing::info!("shutdown requested; finishing in-flight polls");
-        let _ = tx.send(true);
-    });
-    rx
-}
-
-#[cfg(unix)]
-async fn wait_for_termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_termination() {
-    let _ = tokio::signal::ctrl_c().await;
 }

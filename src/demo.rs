@@ -203,7 +203,7 @@ pub async fn run_demo(cli: &Cli, args: &DemoArgs) -> ExitCode {
         "Open http://{local}{} (Ctrl-C to stop).",
         cli.telemetry_path
     );
-    let shutdown = crate::app::shutdown_on_signal();
+    let shutdown = crate::shutdown::on_signal();
     exporter.run(listener, &cli.telemetry_path, shutdown).await;
     ExitCode::SUCCESS
 }
@@ -282,7 +282,7 @@ pub async fn run_simulator(args: &SimulatorArgs) -> ExitCode {
         env.config.group_count() * args.topics * args.partitions
     );
     println!("ready");
-    let mut shutdown = crate::app::shutdown_on_signal();
+    let mut shutdown = crate::shutdown::on_signal();
     let _ = shutdown.wait_for(|s| *s).await;
     if let Some(path) = &args.dump_requests
         && let Err(e) = dump_requests(path, &env, &keys.0, &keys.1)

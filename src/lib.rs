@@ -1,7 +1,10 @@
 //! kafka-cloud-lag-exporter: consumer-group lag of Alibaba Cloud and Tencent Cloud
 //! managed Kafka, read from the clouds' management APIs and served to Prometheus.
 //!
-//! See `ARCHITECTURE.md` for the code map and the invariants. Modules in reading order:
+//! `ARCHITECTURE.md` has the code map and the invariants. Modules in reading order:
+//! the domain (`model`), configuration (`config`, `credentials`), the clouds
+//! (`providers`), polling (`scheduler`, `timelag`, `store`), exposition (`metrics`,
+//! `server`), the commands (`cli`, `app`, `demo`), and the simulator (`sim`).
 
 pub mod app;
 pub mod cli;
@@ -14,6 +17,7 @@ pub mod model;
 pub mod providers;
 pub mod scheduler;
 pub mod server;
+pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod timelag;

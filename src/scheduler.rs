@@ -341,7 +341,7 @@ impl Scheduler {
         }
         let stopped = tokio::select! {
             _ = self.clock.sleep(wait) => false,
-            _ = shutdown.wait_for(|s| *s) => true,
+            _ = crate::shutdown::stopped(shutdown) => true,
         };
         !stopped && !*shutdown.borrow()
     }

@@ -56,7 +56,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = crate::shutdown::stopped(&mut shutdown) => break,
         };
         let state = state.clone();
         let service = service_fn(move |req| {

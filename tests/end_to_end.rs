@@ -1,0 +1,348 @@
+//! The exporter against the simulator of both clouds, end to end: real HTTP, real
+//! signing, the scheduler, the store, the renderer and the server. Time is a manual clock
+//! shared by the simulator and the exporter; nothing sleeps.
+
+mod support;
+
+use std::time::Duration;
+
+use kafka_cloud_lag_exporter::clock::{Clock, unix_millis};
+use kafka_cloud_lag_exporter::model::Cloud;
+use kafka_cloud_lag_exporter::sim::SimSettings;
+use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
+use kafka_cloud_lag_exporter::sim::world::{WorldSpec, group_name};
+use support::{Harness, get, named, parse};
+
+fn spec() -> WorldSpec {
+    WorldSpec {
+        instances_per_cloud: 2,
+        groups_per_instance: 4,
+        topics_per_group: 2,
+        partitions_per_topic: 3,
+        ..WorldSpec::default()
+    }
+}
+
+/// Every exported offset equals the simulator's value at the time of the group's poll.
+fn assert_matches_world(h: &Harness) {
+    let samples = parse(&h.text());
+    let world = h.env.sim.state().world(|w| w.clone());
+    let mut checked = 0;
+    for inst in world.instances.values() {
+        let cloud = inst.cloud.as_str();
+        for group in inst.groups.keys() {
+            let g = [
+                ("cloud", cloud),
+                ("instance_id", inst.id.as_str()),
+                ("consumergroup", group.as_str()),
+            ];
+            assert_eq!(
+                get(&samples, "kafka_cloud_lag_exporter_group_up", &g),
+                Some(1.0),
+                "{g:?}"
+            );
+            let polled_at = get(
+                &samples,
+                "kafka_cloud_lag_exporter_last_success_timestamp_seconds",
+                &g,
+            )
+            .expect("polled");
+            let at_ms = (polled_at * 1000.0).round() as i64;
+            let progress = world.progress(inst.cloud, &inst.id, group, at_ms).unwrap();
+            for (topic, rows) in &progress {
+                let mut topic_lag = 0;
+                for r in rows {
+                    let part = r.partition.to_string();
+                    let l = [
+                        g[0],
+                        g[1],
+                        g[2],
+                        ("topic", topic.as_str()),
+                        ("partition", part.as_str()),
+                    ];
+                    let end = get(
+                        &samples,
+                        "kafka_topic_partition_current_offset",
+                        &[
+                            g[0],
+                            g[1],
+                            ("topic", topic.as_str()),
+                            ("partition", part.as_str()),
+                        ],
+                    );
+                    assert!(end.is_some(), "log end of {l:?}");
+                    let current = get(&samples, "kafka_consumergroup_current_offset", &l);
+                    let lag = get(&samples, "kafka_consumergroup_lag", &l);
+                    match r.committed {
+                        Some(c) => {
+                            assert_eq!(current, Some(c as f64), "{l:?}");
+                            let expected = (r.log_end - c).max(0);
+                            assert_eq!(lag, Some(expected as f64), "{l:?}");
+                            topic_lag += expected;
+                        }
+                        None => {
+                            assert_eq!(current, None, "no commit, no sample: {l:?}");
+                            assert_eq!(lag, None, "{l:?}");
+                        }
+                    }
+                    let ts = get(
+                        &samples,
+                        "kafka_consumergroup_last_consumed_timestamp_seconds",
+                        &l,
+                    );
+                    match (inst.cloud, r.last_consumed_ms) {
+                        (Cloud::Alibaba, Some(ms)) => {
+                            assert_eq!(ts, Some(ms as f64 / 1000.0), "{l:?}")
+                        }
+                        _ => assert_eq!(ts, None, "{l:?}"),
+                    }
+                    checked += 1;
+                }
+                let tl = [g[0], g[1], g[2], ("topic", topic.as_str())];
+                assert_eq!(
+                    get(&samples, "kafka_consumergroup_topic_lag", &tl),
+                    Some(topic_lag as f64)
+                );
+            }
+        }
+    }
+    let s = spec();
+    assert_eq!(
+        checked,
+        2 * s.instances_per_cloud
+            * s.groups_per_instance
+            * s.topics_per_group
+            * s.partitions_per_topic
+    );
+}
+
+#[tokio::test]
+async fn exported_values_equal_the_simulators_for_both_clouds() {
+    let h = Harness::new(spec(), SimSettings::default()).await;
+    let report = h.exporter.scheduler.poll_all_once().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.succeeded, 16);
+    assert_matches_world(&h);
+
+    // Offsets move with time: after 30 s the stopped groups lag more and every group is
+    // polled again at the new time.
+    h.clock.advance(Duration::from_secs(30));
+    let report = h.exporter.scheduler.poll_all_once().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_matches_world(&h);
+    let samples = parse(&h.text());
+    // Tencent has no message timestamps: the second poll gives interpolated time lag.
+    let lagging_tencent: Vec<_> = named(&samples, "kafka_consumergroup_lag_seconds")
+        .into_iter()
+        .filter(|(l, v)| l[0].1 == "tencent" && *v > 0.0)
+        .collect();
+    assert!(!lagging_tencent.is_empty());
+}
+
+#[tokio::test]
+async fn golden_exposition() {
+    let h = Harness::new(
+        WorldSpec {
+            groups_per_instance: 3,
+            topics_per_group: 1,
+            partitions_per_topic: 2,
+            ..WorldSpec::default()
+        },
+        SimSettings::default(),
+    )
+    .await;
+    let report = h.exporter.scheduler.poll_all_once().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    // Durations are real time; everything else is determined by the seed and the clock.
+    let text: String = h
+        .text()
+        .lines()
+        .filter(|l| !l.contains("poll_duration_seconds"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/metrics/expected.prom"
+    );
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(path, &text).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(path).expect("run with UPDATE_EXPECT=1 to create the golden file");
+    assert_eq!(
+        text, expected,
+        "exposition changed; if intended, rerun with UPDATE_EXPECT=1"
+    );
+}
+
+#[tokio::test]
+async fn one_failing_group_leaves_the_others_untouched() {
+    let h = Harness::new(spec(), SimSettings::default()).await;
+    let bad = group_name(2);
+    let state = h.env.sim.state();
+    state.inject(
+        FaultRule::random(Fault::ApiError("InvalidParameter".into()), 1.0)
+            .cloud(Cloud::Tencent)
+            .group(&bad),
+    );
+    let report = h.exporter.scheduler.poll_all_once().await;
+    // The group exists on both Tencent instances; InvalidParameter is not retried.
+    assert_eq!(report.failed.len(), 2, "{:?}", report.failed);
+    let samples = parse(&h.text());
+    for (labels, up) in named(&samples, "kafka_cloud_lag_exporter_group_up") {
+        let failing = labels[0].1 == "tencent" && labels[2].1 == bad;
+        assert_eq!(up, if failing { 0.0 } else { 1.0 }, "{labels:?}");
+    }
+    let errors = get(
+        &samples,
+        "kafka_cloud_lag_exporter_api_errors_total",
+        &[
+            ("action", "DescribeGroupOffsets"),
+            ("cloud", "tencent"),
+            ("kind", "api_error"),
+        ],
+    );
+    assert_eq!(errors, Some(2.0));
+    assert_eq!(
+        state.count(
+            Cloud::Tencent,
+            "DescribeGroupOffsets",
+            Some("InvalidParameter")
+        ),
+        2
+    );
+    // Healthy groups of the same instance are exported as usual.
+    let healthy = named(&samples, "kafka_consumergroup_lag")
+        .into_iter()
+        .filter(|(l, _)| l[0].1 == "tencent")
+        .count();
+    assert!(healthy > 0);
+    assert!(
+        named(&samples, "kafka_consumergroup_lag")
+            .iter()
+            .all(|(l, _)| !(l[0].1 == "tencent" && l[2].1 == bad)),
+        "a group that never succeeded has no lag series"
+    );
+}
+
+#[tokio::test]
+async fn transient_faults_are_retried_and_counted() {
+    let h = Harness::new(spec(), SimSettings::default()).await;
+    let state = h.env.sim.state();
+    state.inject(
+        FaultRule::times(Fault::ServerError, 1)
+            .cloud(Cloud::Alibaba)
+            .group(&group_name(1)),
+    );
+    state.inject(
+        FaultRule::times(Fault::Throttle, 1)
+            .cloud(Cloud::Tencent)
+            .group(&group_name(1)),
+    );
+    state.inject(
+        FaultRule::times(Fault::Truncated, 1)
+            .cloud(Cloud::Tencent)
+            .group(&group_name(3)),
+    );
+    let start = h.clock.now();
+    let report = h.exporter.scheduler.poll_all_once().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let samples = parse(&h.text());
+    let count = |name: &str, labels: &[(&str, &str)]| get(&samples, name, labels).unwrap_or(0.0);
+    let ali = [("action", "GetConsumerProgress"), ("cloud", "alibaba")];
+    let tc = [("action", "DescribeGroupOffsets"), ("cloud", "tencent")];
+    assert_eq!(
+        count("kafka_cloud_lag_exporter_api_retries_total", &ali),
+        1.0
+    );
+    assert_eq!(
+        count("kafka_cloud_lag_exporter_api_retries_total", &tc),
+        2.0
+    );
+    assert_eq!(
+        count("kafka_cloud_lag_exporter_api_requests_total", &ali),
+        9.0
+    );
+    assert_eq!(
+        count("kafka_cloud_lag_exporter_api_requests_total", &tc),
+        10.0
+    );
+    assert_eq!(
+        count(
+            "kafka_cloud_lag_exporter_api_errors_total",
+            &[tc[0], tc[1], ("kind", "throttled")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(
+            "kafka_cloud_lag_exporter_api_errors_total",
+            &[tc[0], tc[1], ("kind", "bad_response")]
+        ),
+        1.0
+    );
+    // Backoff waited on the manual clock, not in real time.
+    assert!(h.clock.now() > start);
+    assert_eq!(
+        unix_millis(h.clock.now()) - unix_millis(start) < 30_000,
+        true
+    );
+}
+
+#[tokio::test]
+async fn http_endpoints() {
+    let h = Harness::new(spec(), SimSettings::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = h.exporter.server_state("/metrics");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(kafka_cloud_lag_exporter::server::serve(
+        listener, state, stopped,
+    ));
+    kafka_cloud_lag_exporter::providers::http::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+
+    let r = get("/readyz").await.unwrap();
+    assert_eq!(r.status(), 503, "not ready before the first round");
+    h.exporter.scheduler.poll_all_once().await;
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/nope").await.unwrap().status(), 404);
+    let landing = get("/").await.unwrap().text().await.unwrap();
+    assert!(landing.contains("href=\"/metrics\""));
+
+    let r = get("/metrics").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let plain = r.text().await.unwrap();
+    assert!(plain.contains("kafka_consumergroup_lag{cloud=\"alibaba\""));
+    assert!(plain.contains("kafka_consumergroup_lag{cloud=\"tencent\""));
+
+    let r = client
+        .get(format!("{base}/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let compressed = r.bytes().await.unwrap();
+    let mut decoded = String::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut decoded)
+        .unwrap();
+    assert_eq!(
+        decoded,
+        plain,
+        "same body, compressed ({} of {} bytes)",
+        compressed.len(),
+        plain.len()
+    );
+
+    stop.send(true).unwrap();
+    server.await.unwrap();
+}

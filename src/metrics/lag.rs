@@ -185,35 +185,80 @@ fn partition_family(
 
 /// Log-end offsets, once per (cloud, instance, topic, partition) although several groups
 /// report them: the value from the most recent poll wins.
+///
+/// Deduplication sorts integer keys (instance ordinal, topic hash, partition) rather than
+/// strings, which keeps it a small part of a 100,000-partition scrape; equal hashes are
+/// confirmed by comparing the names, so a hash collision cannot merge two topics.
 fn partition_end(out: &mut Vec<u8>, fresh: &[(&GroupEntry, &Polled)]) {
+    use std::hash::{Hash, Hasher};
+
+    struct Row<'a> {
+        instance: u32,
+        topic_hash: u64,
+        partition: i32,
+        at: SystemTime,
+        cloud: &'a str,
+        instance_id: &'a str,
+        topic: &'a str,
+        log_end: i64,
+    }
     header(out, &PARTITION_END);
-    let mut rows: Vec<(&str, &str, &str, i32, SystemTime, i64)> = Vec::new();
+    let mut rows: Vec<Row<'_>> = Vec::with_capacity(
+        fresh
+            .iter()
+            .map(|(_, p)| p.progress.partition_count())
+            .sum(),
+    );
+    let mut ordinal = 0u32;
+    let mut previous: Option<(&str, &str)> = None;
     for (entry, polled) in fresh {
         let i = &entry.target.instance;
+        let id = (i.cloud.as_str(), &*i.instance_id);
+        if previous.is_some_and(|p| p != id) {
+            ordinal += 1;
+        }
+        previous = Some(id);
         for topic in &polled.progress.topics {
+            // DefaultHasher::new() has fixed keys, so the output order is stable.
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            topic.topic.hash(&mut h);
+            let topic_hash = h.finish();
             for p in &topic.partitions {
-                rows.push((
-                    i.cloud.as_str(),
-                    &i.instance_id,
-                    &topic.topic,
-                    p.partition,
-                    polled.at,
-                    p.log_end,
-                ));
+                rows.push(Row {
+                    instance: ordinal,
+                    topic_hash,
+                    partition: p.partition,
+                    at: polled.at,
+                    cloud: id.0,
+                    instance_id: id.1,
+                    topic: &topic.topic,
+                    log_end: p.log_end,
+                });
             }
         }
     }
     // Newest first within each partition, so the first row of a run is the one to keep.
-    rows.sort_unstable_by(|a, b| (a.0, a.1, a.2, a.3, b.4).cmp(&(b.0, b.1, b.2, b.3, a.4)));
-    rows.dedup_by(|b, a| (a.0, a.1, a.2, a.3) == (b.0, b.1, b.2, b.3));
+    rows.sort_unstable_by(|a, b| {
+        (a.instance, a.topic_hash, a.topic, a.partition, b.at).cmp(&(
+            b.instance,
+            b.topic_hash,
+            b.topic,
+            b.partition,
+            a.at,
+        ))
+    });
+    rows.dedup_by(|b, a| {
+        (a.instance, a.topic_hash, a.partition) == (b.instance, b.topic_hash, b.partition)
+            && a.topic == b.topic
+    });
     let mut num = itoa::Buffer::new();
-    for (cloud, instance_id, topic, partition, _, log_end) in rows {
+    for r in rows {
         let labels = [
-            ("cloud", cloud),
-            ("instance_id", instance_id),
-            ("topic", topic),
-            ("partition", num.format(partition)),
+            ("cloud", r.cloud),
+            ("instance_id", r.instance_id),
+            ("topic", r.topic),
+            ("partition", num.format(r.partition)),
         ];
-        sample(out, PARTITION_END.name, &labels, Value::Int(log_end));
+        sample(out, PARTITION_END.name, &labels, Value::Int(r.log_end));
     }
 }

@@ -711,13 +711,14 @@ fn describe_group_info(state: &SimState, p: &Params<'_>, region: &str) -> Result
                 Some(g) => {
                     let n = g.members as usize;
                     let mut assignments = vec![Vec::<Value>::new(); n];
-                    for topic in g.commits.keys() {
+                    // An Empty group has no members and so nothing to assign.
+                    for topic in g.commits.keys().filter(|_| n > 0) {
                         let Some(t) = inst.topics.get(topic) else {
                             continue;
                         };
                         let mut per_member = vec![Vec::new(); n];
                         for p in 0..t.partitions.len() {
-                            per_member[p % n.max(1)].push(p);
+                            per_member[p % n].push(p);
                         }
                         for (m, parts) in per_member.into_iter().enumerate() {
                             if !parts.is_empty() {

@@ -117,14 +117,22 @@ pub fn handle(state: &SimState, req: &RawRequest) -> SimResponse {
     response
 }
 
+/// A JSON answer with the content type Tencent sends: exactly `application/json`. The
+/// official Python SDK looks for `Response.Error` only under that content type (or
+/// `text/plain`), so a `;charset=utf-8` suffix would make it take errors for successes.
+fn json_response(value: &Value) -> SimResponse {
+    let mut response = SimResponse::json(200, value);
+    response
+        .headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+    response.header("content-type", "application/json")
+}
+
 fn error_response(failure: &Failure, request_id: &str) -> SimResponse {
-    SimResponse::json(
-        200,
-        &json!({"Response": {
-            "Error": {"Code": failure.code, "Message": failure.message},
-            "RequestId": request_id,
-        }}),
-    )
+    json_response(&json!({"Response": {
+        "Error": {"Code": failure.code, "Message": failure.message},
+        "RequestId": request_id,
+    }}))
 }
 
 fn throttled(rate: f64) -> Failure {
@@ -210,7 +218,7 @@ fn respond(
                                "InstanceList": 7, "ReturnCode": []},
                     "RequestId": request_id,
                 }});
-                return (SimResponse::json(200, &value), outcome);
+                return (json_response(&value), outcome);
             }
             _ => {}
         }
@@ -218,10 +226,7 @@ fn respond(
     let region = req.header("x-tc-region").unwrap_or_default();
     let (response, outcome) = match operate(state, action, body, region) {
         Ok(answer) => (
-            SimResponse::json(
-                200,
-                &json!({"Response": {"Result": answer.result, "RequestId": request_id}}),
-            ),
+            json_response(&json!({"Response": {"Result": answer.result, "RequestId": request_id}})),
             answer.outcome,
         ),
         Err(f) => rejected(f),
@@ -996,6 +1001,17 @@ mod tests {
         let v = answer(&s, &good("DescribeGroupOffsets", &body));
         assert_eq!(v["Response"]["Result"]["TotalCount"], 2, "{v}");
         let id = v["Response"]["RequestId"].as_str().unwrap();
+        // Exactly `application/json`, for answers and errors alike (the SDK relies on it).
+        for secret in ["sim-tencent-secret", "wrong"] {
+            let r = handle(&s, &signed("DescribeGroupOffsets", &body, NOW_S, secret));
+            let content_types: Vec<&str> = r
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(content_types, ["application/json"]);
+        }
         assert_eq!(uuid::Uuid::parse_str(id).unwrap().to_string(), id);
         let log = s.requests();
         assert_eq!(log[0].outcome, "ok");

@@ -985,3 +985,122 @@ async fn explicit_offsets_without_a_topic_are_refused_before_sending() {
     assert_eq!(writes, 0);
     assert_eq!(h.observer.count("request"), 0);
 }
+
+// ---- malformed paging -------------------------------------------------------------------
+
+/// A server that answers every request with the same CKafka `Result`, for answers the
+/// simulator never gives. Returns its endpoint and a request counter.
+async fn canned_server(result: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                // Read the head and the announced body, then answer and close.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let body =
+                    format!(r#"{{"Response":{{"Result":{result},"RequestId":"canned-1"}}}}"#);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (endpoint, count)
+}
+
+fn provider_for(endpoint: String, clock: Arc<ManualClock>, retry: RetryPolicy) -> TencentProvider {
+    let deps = ProviderDeps {
+        http: http::client(),
+        clock,
+        observer: Arc::new(Counting::default()),
+        request_timeout: Duration::from_secs(10),
+        retry,
+    };
+    TencentProvider::new(
+        AccountSpec {
+            name: "tc".into(),
+            cloud: Cloud::Tencent,
+            region: REGION.into(),
+            endpoint,
+            credentials: CredentialProvider::new(CredentialSources::inline(
+                SECRET_ID, SECRET, None,
+            )),
+            signature_version: SignatureVersion::default(),
+        },
+        &deps,
+    )
+}
+
+#[tokio::test]
+async fn an_empty_page_before_the_total_is_a_bad_response() {
+    let (endpoint, count) = canned_server(r#"{"TotalCount":5,"TopicList":[]}"#).await;
+    let clock = ManualClock::at_unix(START_S);
+    let retry = RetryPolicy {
+        max_retries: 2,
+        ..RetryPolicy::default()
+    };
+    let provider = provider_for(endpoint, clock.clone(), retry);
+    let e = provider
+        .group_progress(&instance(1), "g", clock.now() + Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadResponse);
+    assert!(e.message.contains("empty page at offset 0 of 5"), "{e}");
+    assert_eq!(e.request_id.as_deref(), Some("canned-1"));
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "retried like any malformed answer"
+    );
+}
+
+#[tokio::test]
+async fn a_total_that_is_never_reached_stops_after_the_page_limit() {
+    // One topic per page, always the same, and a total that pages never reach.
+    let (endpoint, count) =
+        canned_server(r#"{"TotalCount":100000000,"TopicList":[{"Topic":"t","Partitions":[]}]}"#)
+            .await;
+    let clock = ManualClock::at_unix(START_S);
+    let provider = provider_for(endpoint, clock.clone(), RetryPolicy::default());
+    let e = provider
+        .group_progress(&instance(1), "g", clock.now() + Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadResponse);
+    assert!(e.message.contains("after 1000 pages"), "{e}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1000);
+}

@@ -333,15 +333,17 @@ fn classify(action: &str, error: &wire::ApiError) -> ProviderError {
     } else {
         (ErrorKind::ApiError, false)
     };
+    // Tencent's messages are sentences; ours end without a period.
+    let said = error.message.trim().trim_end_matches('.');
     let message = match auth_hint(code) {
-        Some(hint) if kind == ErrorKind::Auth => {
-            format!("{action}: {hint} (tencent: {})", error.message)
-        }
-        None if kind == ErrorKind::Auth => format!(
-            "{action}: not permitted: check that the CAM policy allows ckafka:{action} (tencent: {})",
-            error.message
+        Some(hint) if kind == ErrorKind::Auth => format!("{action}: {hint} (tencent: {said})"),
+        None if code.contains("UnauthorizedOperation") => format!(
+            "{action}: not permitted: check that the CAM policy allows ckafka:{action} (tencent: {said})"
         ),
-        _ => format!("{action}: {}", error.message),
+        None if kind == ErrorKind::Auth => {
+            format!("{action}: authentication failed (tencent: {said})")
+        }
+        _ => format!("{action}: {said}"),
     };
     ProviderError::new(kind, message)
         .with_code(code)
@@ -703,7 +705,7 @@ mod tests {
 
     fn error_body(code: &str) -> String {
         format!(
-            r#"{{"Response":{{"Error":{{"Code":"{code}","Message":"m"}},"RequestId":"rid-1"}}}}"#
+            r#"{{"Response":{{"Error":{{"Code":"{code}","Message":"m."}},"RequestId":"rid-1"}}}}"#
         )
     }
 
@@ -748,12 +750,14 @@ mod tests {
             ("AuthFailure.TokenFailure", "check the session token"),
             ("UnauthorizedOperation", "ckafka:DescribeGroupOffsets"),
             ("AuthFailure.UnauthorizedOperation", "CAM policy"),
+            ("AuthFailure.SomethingNew", "authentication failed"),
         ];
         for (code, hint) in cases {
             let e = decode_err(200, &error_body(code));
             assert_eq!((e.kind, e.retryable), (ErrorKind::Auth, false), "{code}");
             assert!(e.message.contains(hint), "{code}: {}", e.message);
             assert!(e.to_string().contains("request id rid-1"));
+            assert!(e.message.ends_with("(tencent: m)"), "{}", e.message);
         }
     }
 

@@ -94,26 +94,12 @@ impl Harness {
         let sim = Simulator::start(settings, world, shared).await.unwrap();
         let observer = Arc::new(Counting::default());
         let client_clock: SharedClock = client.clock.clone().unwrap_or_else(|| clock.clone());
-        let deps = ProviderDeps {
-            http: http::client(),
-            clock: client_clock,
-            observer: observer.clone(),
-            request_timeout: client.timeout,
-            retry: client.retry,
-        };
-        let spec = AccountSpec {
-            name: "tc".into(),
-            cloud: Cloud::Tencent,
-            region: REGION.into(),
-            endpoint: sim.tencent_endpoint(),
-            credentials: CredentialProvider::new(CredentialSources::inline(
-                &client.id,
-                &client.secret,
-                client.token.as_deref(),
-            )),
-            signature_version: SignatureVersion::default(),
-        };
-        let provider = TencentProvider::new(spec, &deps);
+        let provider = provider_for(
+            sim.tencent_endpoint(),
+            client_clock,
+            &client,
+            observer.clone(),
+        );
         Harness {
             sim,
             clock,
@@ -1042,38 +1028,47 @@ async fn canned_server(result: &'static str) -> (String, Arc<std::sync::atomic::
     (endpoint, count)
 }
 
-fn provider_for(endpoint: String, clock: Arc<ManualClock>, retry: RetryPolicy) -> TencentProvider {
+/// The provider under test, for `endpoint`.
+fn provider_for(
+    endpoint: String,
+    clock: SharedClock,
+    client: &Client,
+    observer: Arc<Counting>,
+) -> TencentProvider {
     let deps = ProviderDeps {
         http: http::client(),
         clock,
-        observer: Arc::new(Counting::default()),
-        request_timeout: Duration::from_secs(10),
-        retry,
+        observer,
+        request_timeout: client.timeout,
+        retry: client.retry,
     };
-    TencentProvider::new(
-        AccountSpec {
-            name: "tc".into(),
-            cloud: Cloud::Tencent,
-            region: REGION.into(),
-            endpoint,
-            credentials: CredentialProvider::new(CredentialSources::inline(
-                SECRET_ID, SECRET, None,
-            )),
-            signature_version: SignatureVersion::default(),
-        },
-        &deps,
-    )
+    let spec = AccountSpec {
+        name: "tc".into(),
+        cloud: Cloud::Tencent,
+        region: REGION.into(),
+        endpoint,
+        credentials: CredentialProvider::new(CredentialSources::inline(
+            &client.id,
+            &client.secret,
+            client.token.as_deref(),
+        )),
+        signature_version: SignatureVersion::default(),
+    };
+    TencentProvider::new(spec, &deps)
 }
 
 #[tokio::test]
 async fn an_empty_page_before_the_total_is_a_bad_response() {
     let (endpoint, count) = canned_server(r#"{"TotalCount":5,"TopicList":[]}"#).await;
     let clock = ManualClock::at_unix(START_S);
-    let retry = RetryPolicy {
-        max_retries: 2,
-        ..RetryPolicy::default()
+    let client = Client {
+        retry: RetryPolicy {
+            max_retries: 2,
+            ..RetryPolicy::default()
+        },
+        ..Client::default()
     };
-    let provider = provider_for(endpoint, clock.clone(), retry);
+    let provider = provider_for(endpoint, clock.clone(), &client, Arc::default());
     let e = provider
         .group_progress(&instance(1), "g", clock.now() + Duration::from_secs(60))
         .await
@@ -1095,7 +1090,7 @@ async fn a_total_that_is_never_reached_stops_after_the_page_limit() {
         canned_server(r#"{"TotalCount":100000000,"TopicList":[{"Topic":"t","Partitions":[]}]}"#)
             .await;
     let clock = ManualClock::at_unix(START_S);
-    let provider = provider_for(endpoint, clock.clone(), RetryPolicy::default());
+    let provider = provider_for(endpoint, clock.clone(), &Client::default(), Arc::default());
     let e = provider
         .group_progress(&instance(1), "g", clock.now() + Duration::from_secs(60))
         .await

@@ -1,16 +1,1339 @@
-//! Simulated Tencent API (placeholder).
+//! The simulated Tencent Cloud CKafka API (2019-08-19), as strict as the real service.
+//!
+//! It owns the checks a request must pass (POST `/` with a JSON body, `X-TC-*` headers,
+//! a timestamp within 5 minutes, a well-formed TC3 `Authorization` over the headers it
+//! lists, a known SecretId and its session token), the per key and action rate limit,
+//! fault injection, the six operations the exporter uses over the [`World`], and the
+//! request log. Errors are HTTP 200 with `Response.Error`, as Tencent answers them.
+//!
+//! It shares only the pure signing functions with the client; answers are built as JSON
+//! here, never from the client's wire types, so that a mistake in those cannot cancel
+//! out. Where Tencent's behaviour is not documented, the choice is stated at the place
+//! it is made.
 
-use super::{RawRequest, SimResponse, SimState};
+use std::collections::BTreeMap;
 
-/// Answers one request.
-pub fn handle(_state: &SimState, _req: &RawRequest) -> SimResponse {
-    SimResponse::json(501, &serde_json::json!({"error": "not implemented"}))
-}
+use serde_json::{Map, Value, json};
+
+use super::faults::Fault;
+use super::world::{ResetTo, SimInstance, World, WorldError};
+use super::{LoggedRequest, RawRequest, SimResponse, SimState};
+use crate::model::Cloud;
+use crate::providers::tencent::sign;
+
+/// The only API version served.
+const VERSION: &str = "2019-08-19";
+/// The signing service name every CKafka request must use.
+const SERVICE: &str = "ckafka";
+/// Largest accepted difference between `X-TC-Timestamp` and the server's time.
+const MAX_SKEW_SECS: i64 = 300;
+
+/// Actions served; any other is `InvalidAction`.
+const ACTIONS: [&str; 6] = [
+    "DescribeGroupOffsets",
+    "DescribeGroup",
+    "DescribeGroupInfo",
+    "DescribeInstances",
+    "ModifyGroupOffsets",
+    "BatchModifyGroupOffsets",
+];
 
 /// Tencent's documented per-action limits, requests per second.
 pub fn documented_rate_limit(action: &str) -> f64 {
     match action {
         "DescribeInstances" | "DescribeInstancesDetail" => 20.0,
         _ => 100.0,
+    }
+}
+
+/// An error answer: `Response.Error.{Code,Message}`.
+#[derive(Debug, PartialEq)]
+struct Failure {
+    code: String,
+    message: String,
+}
+
+fn fail(code: &str, message: impl Into<String>) -> Failure {
+    Failure {
+        code: code.to_string(),
+        message: message.into(),
+    }
+}
+
+fn missing(name: &str) -> Failure {
+    fail(
+        "MissingParameter",
+        format!("The request is missing a required parameter `{name}`."),
+    )
+}
+
+fn invalid_value(message: impl Into<String>) -> Failure {
+    fail("InvalidParameterValue", message)
+}
+
+/// A successful operation: its `Result` and the log outcome (`ok`, or `ReturnCode:<n>`
+/// for a write the backend refused).
+struct Answer {
+    result: Value,
+    outcome: String,
+}
+
+impl Answer {
+    fn ok(result: Value) -> Self {
+        Answer {
+            result,
+            outcome: "ok".into(),
+        }
+    }
+}
+
+/// Answers one request and logs it.
+pub fn handle(state: &SimState, req: &RawRequest) -> SimResponse {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let action = req.header("x-tc-action").unwrap_or_default().to_string();
+    let body = match serde_json::from_str::<Value>(&req.body) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    };
+    let group = body.as_ref().and_then(|b| group_of(&action, b));
+    let params = body.as_ref().map(params_of).unwrap_or_default();
+    let (response, outcome) = respond(
+        state,
+        req,
+        &action,
+        body.as_ref(),
+        group.as_deref(),
+        &request_id,
+    );
+    state.record(LoggedRequest {
+        cloud: Cloud::Tencent,
+        action,
+        group,
+        params,
+        outcome,
+        at_ms: state.now_ms(),
+        raw: state.settings.record_raw.then(|| req.clone()),
+    });
+    response
+}
+
+/// A JSON answer with the content type Tencent sends: exactly `application/json`. The
+/// official Python SDK looks for `Response.Error` only under that content type (or
+/// `text/plain`), so a `;charset=utf-8` suffix would make it take errors for successes.
+fn json_response(value: &Value) -> SimResponse {
+    let mut response = SimResponse::json(200, value);
+    response
+        .headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+    response.header("content-type", "application/json")
+}
+
+fn error_response(failure: &Failure, request_id: &str) -> SimResponse {
+    json_response(&json!({"Response": {
+        "Error": {"Code": failure.code, "Message": failure.message},
+        "RequestId": request_id,
+    }}))
+}
+
+fn throttled(rate: f64) -> Failure {
+    fail(
+        "RequestLimitExceeded",
+        format!(
+            "Your current request times exceeds the frequency limit `{rate}` for a second. Please reduce the frequency of calls."
+        ),
+    )
+}
+
+fn fault_name(fault: &Fault) -> &'static str {
+    match fault {
+        Fault::ServerError => "server_error",
+        Fault::HttpStatus(_) => "http_status",
+        Fault::Throttle => "throttle",
+        Fault::ApiError(_) => "api_error",
+        Fault::Truncated => "truncated",
+        Fault::WrongShape => "wrong_shape",
+        Fault::Delay(_) => "delay",
+        Fault::Hang => "hang",
+    }
+}
+
+/// Checks, throttles, injects faults, runs the operation; returns the answer and outcome.
+fn respond(
+    state: &SimState,
+    req: &RawRequest,
+    action: &str,
+    body: Option<&Map<String, Value>>,
+    group: Option<&str>,
+    request_id: &str,
+) -> (SimResponse, String) {
+    let rejected = |f: Failure| {
+        let response = error_response(&f, request_id);
+        (response, f.code)
+    };
+    let key_id = match authenticate(state, req, action) {
+        Ok(key_id) => key_id,
+        Err(f) => return rejected(f),
+    };
+    let rate = state
+        .settings
+        .tencent_rate_limit
+        .unwrap_or(documented_rate_limit(action));
+    if state
+        .take_token(Cloud::Tencent, &key_id, action, rate)
+        .is_err()
+    {
+        return rejected(throttled(rate));
+    }
+    let fault = state.fault(Cloud::Tencent, action, group);
+    if let Some(f) = &fault {
+        let outcome = format!("fault:{}", fault_name(f));
+        let injected = match f {
+            Fault::ServerError => Some(fail(
+                "InternalError",
+                "An internal error has occurred. Retry your request.",
+            )),
+            Fault::Throttle => Some(throttled(rate)),
+            Fault::ApiError(code) => Some(fail(code, "Injected error.")),
+            _ => None,
+        };
+        if let Some(failure) = injected {
+            return (error_response(&failure, request_id), outcome);
+        }
+        match f {
+            Fault::HttpStatus(status) => {
+                let text = format!("<html><body><h1>{status} gateway error</h1></body></html>");
+                let response = SimResponse {
+                    status: *status,
+                    headers: vec![("content-type".into(), "text/html".into())],
+                    body: text.into_bytes(),
+                    delay: None,
+                    hang: false,
+                };
+                return (response, outcome);
+            }
+            Fault::WrongShape => {
+                // Valid JSON whose Result has the wrong type for every operation.
+                let value = json!({"Response": {
+                    "Result": {"TotalCount": "many", "TopicList": {"Topic": 1}, "GroupList": 7,
+                               "InstanceList": 7, "ReturnCode": []},
+                    "RequestId": request_id,
+                }});
+                return (json_response(&value), outcome);
+            }
+            _ => {}
+        }
+    }
+    let region = req.header("x-tc-region").unwrap_or_default();
+    let (response, outcome) = match operate(state, action, body, region) {
+        Ok(answer) => (
+            json_response(&json!({"Response": {"Result": answer.result, "RequestId": request_id}})),
+            answer.outcome,
+        ),
+        Err(f) => rejected(f),
+    };
+    // Delays, hangs and truncation apply to the real answer: the operation still ran.
+    match fault {
+        Some(f) => (response.with_fault(&f), format!("fault:{}", fault_name(&f))),
+        None => (response, outcome),
+    }
+}
+
+/// The parsed `Authorization` header.
+#[derive(Debug, PartialEq)]
+struct Authorization<'a> {
+    secret_id: &'a str,
+    date: &'a str,
+    service: &'a str,
+    signed_headers: Vec<&'a str>,
+    signature: &'a str,
+}
+
+/// Parses `TC3-HMAC-SHA256 Credential=<id>/<date>/<service>/tc3_request,
+/// SignedHeaders=<a;b>, Signature=<64 hex>` exactly (comma + space separators).
+fn parse_authorization(value: &str) -> Result<Authorization<'_>, String> {
+    let rest = value
+        .strip_prefix(sign::ALGORITHM)
+        .and_then(|r| r.strip_prefix(' '))
+        .ok_or_else(|| format!("the algorithm must be {}", sign::ALGORITHM))?;
+    let parts: Vec<&str> = rest.split(", ").collect();
+    let [credential, signed, signature] = parts[..] else {
+        return Err("expected Credential, SignedHeaders and Signature separated by \", \"".into());
+    };
+    let credential = credential
+        .strip_prefix("Credential=")
+        .ok_or("Credential= is missing")?;
+    let signed = signed
+        .strip_prefix("SignedHeaders=")
+        .ok_or("SignedHeaders= is missing")?;
+    let signature = signature
+        .strip_prefix("Signature=")
+        .ok_or("Signature= is missing")?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [secret_id, date, service, terminator] = scope[..] else {
+        return Err("Credential must be <SecretId>/<date>/<service>/tc3_request".into());
+    };
+    if secret_id.is_empty() || terminator != sign::TERMINATOR {
+        return Err("Credential must be <SecretId>/<date>/<service>/tc3_request".into());
+    }
+    if signature.len() != 64
+        || !signature
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err("Signature must be 64 lowercase hex digits".into());
+    }
+    let signed_headers: Vec<&str> = signed.split(';').collect();
+    let well_formed = signed_headers.iter().all(|h| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    if !well_formed || !signed_headers.windows(2).all(|w| w[0] < w[1]) {
+        return Err("SignedHeaders must be lower-case names, sorted, separated by ';'".into());
+    }
+    if !signed_headers.contains(&"content-type") || !signed_headers.contains(&"host") {
+        return Err("SignedHeaders must include content-type and host".into());
+    }
+    Ok(Authorization {
+        secret_id,
+        date,
+        service,
+        signed_headers,
+        signature,
+    })
+}
+
+/// Every check before the operation; returns the SecretId the request is signed with.
+fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<String, Failure> {
+    if req.method != "POST" || req.path_and_query != "/" {
+        return Err(fail(
+            "UnsupportedProtocol",
+            "The simulator accepts only POST / with a JSON body.",
+        ));
+    }
+    let content_type = req
+        .header("content-type")
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if content_type != "application/json" && !content_type.starts_with("application/json;") {
+        return Err(fail(
+            "InvalidParameter",
+            format!("Content-Type `{content_type}` is not supported; send application/json."),
+        ));
+    }
+    if action.is_empty() {
+        return Err(missing("Action"));
+    }
+    if !ACTIONS.contains(&action) {
+        return Err(fail(
+            "InvalidAction",
+            format!("The action `{action}` is not supported by ckafka {VERSION}."),
+        ));
+    }
+    match req.header("x-tc-version") {
+        None | Some("") => return Err(missing("Version")),
+        Some(VERSION) => {}
+        Some(v) => {
+            return Err(fail(
+                "NoSuchVersion",
+                format!("The API version `{v}` does not exist."),
+            ));
+        }
+    }
+    if req.header("x-tc-region").unwrap_or_default().is_empty() {
+        return Err(missing("Region"));
+    }
+    let timestamp = match req.header("x-tc-timestamp") {
+        None | Some("") => return Err(missing("Timestamp")),
+        Some(t) => t.parse::<i64>().map_err(|_| {
+            fail(
+                "InvalidParameter",
+                format!("X-TC-Timestamp `{t}` is not Unix seconds."),
+            )
+        })?,
+    };
+    let now = state.now_ms().div_euclid(1000);
+    if (timestamp - now).abs() > MAX_SKEW_SECS {
+        return Err(fail(
+            "AuthFailure.SignatureExpire",
+            format!(
+                "Signature expired. Timestamp {timestamp} differs from the server time {now} by more than five minutes."
+            ),
+        ));
+    }
+    let invalid_auth = |why: String| {
+        fail(
+            "AuthFailure.InvalidAuthorization",
+            format!("Authorization header is invalid: {why}."),
+        )
+    };
+    let auth = parse_authorization(req.header("authorization").unwrap_or_default())
+        .map_err(invalid_auth)?;
+    let date = sign::scope_date(timestamp).map_err(|e| invalid_auth(e.to_string()))?;
+    if auth.date != date {
+        return Err(invalid_auth(format!(
+            "the credential date {} is not {date}, the UTC date of X-TC-Timestamp",
+            auth.date
+        )));
+    }
+    if auth.service != SERVICE {
+        return Err(invalid_auth(format!(
+            "the credential service {} is not {SERVICE}",
+            auth.service
+        )));
+    }
+    let Some(key) = state.key(Cloud::Tencent, auth.secret_id) else {
+        return Err(fail(
+            "AuthFailure.SecretIdNotFound",
+            "The SecretId is not found, please ensure that your SecretId is correct.",
+        ));
+    };
+    let sent_token = req.header("x-tc-token").filter(|t| !t.is_empty());
+    if key.token.as_deref() != sent_token {
+        return Err(fail(
+            "AuthFailure.TokenFailure",
+            "The token is missing, invalid, or does not belong to this SecretId.",
+        ));
+    }
+    let mut headers = Vec::with_capacity(auth.signed_headers.len());
+    for name in &auth.signed_headers {
+        let value = req
+            .header(name)
+            .ok_or_else(|| invalid_auth(format!("signed header {name} is not in the request")))?;
+        headers.push((*name, value));
+    }
+    // The SDK's "unsigned payload" option signs this literal instead of the body.
+    let payload = if req.header("x-tc-content-sha256") == Some("UNSIGNED-PAYLOAD") {
+        b"UNSIGNED-PAYLOAD".as_slice()
+    } else {
+        req.body.as_bytes()
+    };
+    let expected = sign::sign(
+        &sign::Request {
+            method: &req.method,
+            headers: &headers,
+            payload,
+            timestamp,
+            service: SERVICE,
+        },
+        &key.id,
+        &key.secret,
+    )
+    .map_err(|e| invalid_auth(e.to_string()))?;
+    if expected.signature != auth.signature {
+        return Err(fail(
+            "AuthFailure.SignatureFailure",
+            "The provided credentials could not be validated. Please check your signature is correct.",
+        ));
+    }
+    Ok(key.id.clone())
+}
+
+/// The consumer group a request is about, for fault rules and the log.
+fn group_of(action: &str, body: &Map<String, Value>) -> Option<String> {
+    let value = match action {
+        "DescribeGroupOffsets" | "ModifyGroupOffsets" => body.get("Group"),
+        "BatchModifyGroupOffsets" => body.get("GroupName"),
+        "DescribeGroupInfo" => body.get("GroupList").and_then(|l| l.get(0)),
+        _ => None,
+    };
+    value.and_then(Value::as_str).map(str::to_string)
+}
+
+/// The body's top-level fields as text: strings as they are, everything else as compact
+/// JSON.
+fn params_of(body: &Map<String, Value>) -> BTreeMap<String, String> {
+    body.iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+/// Typed access to the request body, with Tencent's parameter error codes.
+struct Params<'a>(&'a Map<String, Value>);
+
+impl<'a> Params<'a> {
+    /// Rejects parameters this action does not take (or the simulator does not model).
+    fn only(&self, known: &[&str]) -> Result<(), Failure> {
+        match self.0.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(fail(
+                "UnknownParameter",
+                format!("The parameter `{k}` is not recognized."),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn wrong_type(name: &str, what: &str) -> Failure {
+        fail(
+            "InvalidParameter",
+            format!("The parameter `{name}` must be {what}."),
+        )
+    }
+
+    fn string(&self, name: &str) -> Result<Option<&'a str>, Failure> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Self::wrong_type(name, "a string")),
+        }
+    }
+
+    fn required_string(&self, name: &str) -> Result<&'a str, Failure> {
+        self.string(name)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing(name))
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>, Failure> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| Self::wrong_type(name, "an integer")),
+        }
+    }
+
+    fn required_int(&self, name: &str) -> Result<i64, Failure> {
+        self.int(name)?.ok_or_else(|| missing(name))
+    }
+
+    fn array(&self, name: &str) -> Result<Option<&'a Vec<Value>>, Failure> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(_) => Err(Self::wrong_type(name, "an array")),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Result<Option<Vec<String>>, Failure> {
+        let Some(items) = self.array(name)? else {
+            return Ok(None);
+        };
+        items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Self::wrong_type(name, "an array of strings"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    fn partitions(&self, name: &str) -> Result<Option<Vec<i32>>, Failure> {
+        let Some(items) = self.array(name)? else {
+            return Ok(None);
+        };
+        items
+            .iter()
+            .map(|v| {
+                v.as_i64()
+                    .and_then(|n| i32::try_from(n).ok())
+                    .ok_or_else(|| Self::wrong_type(name, "an array of partition numbers"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    /// `Offset` and `Limit` of a listing, with its default and maximum `Limit`.
+    fn page(&self, default_limit: i64, max_limit: i64) -> Result<(usize, usize), Failure> {
+        let offset = self.int("Offset")?.unwrap_or(0);
+        let limit = self.int("Limit")?.unwrap_or(default_limit);
+        if offset < 0 {
+            return Err(invalid_value(
+                "The parameter `Offset` must not be negative.",
+            ));
+        }
+        if !(1..=max_limit).contains(&limit) {
+            return Err(invalid_value(format!(
+                "The parameter `Limit` must be between 1 and {max_limit}."
+            )));
+        }
+        Ok((offset as usize, limit as usize))
+    }
+}
+
+fn instance_not_exist(id: &str) -> Failure {
+    fail(
+        "InvalidParameterValue.InstanceNotExist",
+        format!("The instance `{id}` does not exist."),
+    )
+}
+
+/// The instance, if it exists in the request's region (a regional service knows no
+/// other region's instances).
+fn instance<'w>(world: &'w World, id: &str, region: &str) -> Result<&'w SimInstance, Failure> {
+    world
+        .instance(Cloud::Tencent, id)
+        .ok()
+        .filter(|i| i.region == region)
+        .ok_or_else(|| instance_not_exist(id))
+}
+
+/// Tencent documents no error code for an unknown consumer group (the per-API lists of
+/// the operations here name none); `ResourceNotFound` is CKafka's only not-found code
+/// and the client maps it to NotFound.
+fn group_not_found(group: &str) -> Failure {
+    fail(
+        "ResourceNotFound",
+        format!("The consumer group `{group}` does not exist."),
+    )
+}
+
+fn operate(
+    state: &SimState,
+    action: &str,
+    body: Option<&Map<String, Value>>,
+    region: &str,
+) -> Result<Answer, Failure> {
+    let body = body.ok_or_else(|| fail("InvalidParameter", "The body must be a JSON object."))?;
+    let p = Params(body);
+    let now = state.now_ms();
+    match action {
+        "DescribeGroupOffsets" => describe_group_offsets(state, &p, region, now),
+        "DescribeGroup" => describe_group(state, &p, region),
+        "DescribeGroupInfo" => describe_group_info(state, &p, region),
+        "DescribeInstances" => describe_instances(state, &p, region),
+        "ModifyGroupOffsets" => modify_group_offsets(state, &p, region, now),
+        "BatchModifyGroupOffsets" => batch_modify_group_offsets(state, &p, region, now),
+        _ => Err(fail(
+            "InvalidAction",
+            format!("The action `{action}` is not supported."),
+        )),
+    }
+}
+
+/// Pages over the group's topics (`TotalCount` counts topics); every topic carries all of
+/// its partitions. A partition without a commit reports `Offset` -1 (Kafka's convention;
+/// Tencent does not document it) and `Lag` up to the log end.
+fn describe_group_offsets(
+    state: &SimState,
+    p: &Params<'_>,
+    region: &str,
+    now: i64,
+) -> Result<Answer, Failure> {
+    p.only(&[
+        "InstanceId",
+        "Group",
+        "Topics",
+        "SearchWord",
+        "Offset",
+        "Limit",
+    ])?;
+    let id = p.required_string("InstanceId")?;
+    let group = p.required_string("Group")?;
+    let topics = p.strings("Topics")?;
+    let search = p.string("SearchWord")?.unwrap_or_default();
+    let (offset, limit) = p.page(50, 50)?;
+    state.world(|w| {
+        instance(w, id, region)?;
+        let progress = w
+            .progress(Cloud::Tencent, id, group, now)
+            .map_err(|e| match e {
+                WorldError::GroupNotFound => group_not_found(group),
+                _ => instance_not_exist(id),
+            })?;
+        let matching: Vec<_> = progress
+            .into_iter()
+            .filter(|(t, _)| topics.as_ref().is_none_or(|list| list.contains(t)))
+            .filter(|(t, _)| t.contains(search))
+            .collect();
+        let total = matching.len();
+        let list: Vec<Value> = matching
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(topic, rows)| {
+                let partitions: Vec<Value> = rows
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "Partition": r.partition,
+                            "Offset": r.committed.unwrap_or(-1),
+                            "Metadata": "",
+                            "ErrorCode": 0,
+                            "LogEndOffset": r.log_end,
+                            "Lag": (r.log_end - r.committed.unwrap_or(0)).max(0),
+                        })
+                    })
+                    .collect();
+                json!({"Topic": topic, "Partitions": partitions})
+            })
+            .collect();
+        Ok(Answer::ok(json!({"TotalCount": total, "TopicList": list})))
+    })
+}
+
+/// Pages over group names. `Limit` defaults to 20; its maximum is not published, so the
+/// old API's 50 is enforced.
+fn describe_group(state: &SimState, p: &Params<'_>, region: &str) -> Result<Answer, Failure> {
+    p.only(&["InstanceId", "SearchWord", "Offset", "Limit"])?;
+    let id = p.required_string("InstanceId")?;
+    let search = p.string("SearchWord")?.unwrap_or_default();
+    let (offset, limit) = p.page(20, 50)?;
+    state.world(|w| {
+        let inst = instance(w, id, region)?;
+        let names: Vec<&String> = inst.groups.keys().filter(|g| g.contains(search)).collect();
+        let list: Vec<Value> = names
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|g| json!({"Group": g, "Protocol": "consumer"}))
+            .collect();
+        Ok(Answer::ok(json!({
+            "TotalCount": names.len(),
+            "GroupList": list,
+            "GroupCountQuota": inst.groups.len().max(200),
+        })))
+    })
+}
+
+/// One entry per requested group. An unknown group is reported with state `Dead`, which
+/// the SDK documents as "the consumer group does not exist". Members (with their
+/// round-robin assignment) are listed only for `Stable` groups, as documented.
+fn describe_group_info(state: &SimState, p: &Params<'_>, region: &str) -> Result<Answer, Failure> {
+    p.only(&["InstanceId", "GroupList"])?;
+    let id = p.required_string("InstanceId")?;
+    let groups = p
+        .strings("GroupList")?
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| missing("GroupList"))?;
+    state.world(|w| {
+        let inst = instance(w, id, region)?;
+        let entries: Vec<Value> = groups
+            .iter()
+            .map(|name| match inst.groups.get(name) {
+                None => json!({"ErrorCode": "0", "State": "Dead", "ProtocolType": "",
+                               "Protocol": "", "Members": [], "Group": name}),
+                Some(g) => {
+                    let n = g.members as usize;
+                    let mut assignments = vec![Vec::<Value>::new(); n];
+                    // An Empty group has no members and so nothing to assign.
+                    for topic in g.commits.keys().filter(|_| n > 0) {
+                        let Some(t) = inst.topics.get(topic) else {
+                            continue;
+                        };
+                        let mut per_member = vec![Vec::new(); n];
+                        for p in 0..t.partitions.len() {
+                            per_member[p % n].push(p);
+                        }
+                        for (m, parts) in per_member.into_iter().enumerate() {
+                            if !parts.is_empty() {
+                                assignments[m].push(json!({"Topic": topic, "Partitions": parts}));
+                            }
+                        }
+                    }
+                    let members: Vec<Value> = assignments
+                        .into_iter()
+                        .enumerate()
+                        .map(|(m, topics)| {
+                            json!({
+                                "MemberId": format!("consumer-{}-{}", m + 1, uuid::Uuid::new_v4()),
+                                "ClientId": format!("consumer-{}", m + 1),
+                                "ClientHost": format!("/10.0.0.{}", m + 10),
+                                "Assignment": {"Version": 0, "Topics": topics},
+                            })
+                        })
+                        .collect();
+                    json!({"ErrorCode": "0", "State": g.state().as_str(),
+                           "ProtocolType": "consumer", "Protocol": "range",
+                           "Members": members, "Group": name})
+                }
+            })
+            .collect();
+        Ok(Answer::ok(Value::Array(entries)))
+    })
+}
+
+/// Instances of the request's region, paged (`Limit` default 10, maximum 100). A stopped
+/// instance reports status 5 (isolating).
+fn describe_instances(state: &SimState, p: &Params<'_>, region: &str) -> Result<Answer, Failure> {
+    p.only(&["InstanceId", "SearchWord", "Status", "Offset", "Limit"])?;
+    let only_id = p.string("InstanceId")?;
+    let search = p.string("SearchWord")?.unwrap_or_default();
+    let statuses = p.partitions("Status")?;
+    let (offset, limit) = p.page(10, 100)?;
+    state.world(|w| {
+        let matching: Vec<(&SimInstance, i64)> = w
+            .instances_in(Cloud::Tencent, region)
+            .into_iter()
+            .map(|i| (i, if i.running { 1 } else { 5 }))
+            .filter(|(i, _)| only_id.is_none_or(|id| i.id == id))
+            .filter(|(i, _)| i.name.contains(search))
+            .filter(|(_, s)| {
+                statuses
+                    .as_ref()
+                    .is_none_or(|list| list.contains(&(*s as i32)))
+            })
+            .collect();
+        let list: Vec<Value> = matching
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(i, status)| {
+                json!({"InstanceId": i.id, "InstanceName": i.name, "Status": status,
+                       "IfCommunity": false})
+            })
+            .collect();
+        Ok(Answer::ok(
+            json!({"TotalCount": matching.len(), "InstanceList": list}),
+        ))
+    })
+}
+
+/// The answer to a reset attempt.
+///
+/// A group with members is refused with `FailedOperation` (documented for
+/// `ModifyGroupOffsets`; Kafka itself only resets inactive groups). Offsets the backend
+/// cannot apply (unknown topic or partition, offset out of range) come back as a
+/// `JgwOperateResponse` with a non-"0" `ReturnCode`, which is how that type reports
+/// failures. Nothing changes when a reset is refused.
+fn reset_answer(result: Result<(), WorldError>, id: &str, group: &str) -> Result<Answer, Failure> {
+    let refused = |message: String| Answer {
+        result: json!({"ReturnCode": "1", "ReturnMessage": message, "Data": null}),
+        outcome: "ReturnCode:1".into(),
+    };
+    match result {
+        Ok(()) => Ok(Answer::ok(
+            json!({"ReturnCode": "0", "ReturnMessage": "ok", "Data": null}),
+        )),
+        Err(WorldError::InstanceNotFound) => Err(instance_not_exist(id)),
+        Err(WorldError::GroupNotFound) => Err(group_not_found(group)),
+        Err(WorldError::GroupActive) => Err(fail(
+            "FailedOperation",
+            format!(
+                "The consumer group `{group}` has active members; stop its consumers before resetting offsets."
+            ),
+        )),
+        Err(WorldError::TopicNotFound(t)) => Ok(refused(format!("topic {t} does not exist"))),
+        Err(WorldError::PartitionNotFound(t, p)) => Ok(refused(format!(
+            "partition {p} of topic {t} does not exist"
+        ))),
+        Err(WorldError::OffsetOutOfRange {
+            partition,
+            offset,
+            earliest,
+            log_end,
+        }) => Ok(refused(format!(
+            "offset {offset} of partition {partition} is outside [{earliest}, {log_end}]"
+        ))),
+    }
+}
+
+/// Strategy 0 shifts by `Shift`, 1 moves to `ShiftTimestamp` (ms; -2 earliest, -1
+/// latest), 2 sets `Offset`; `Partitions` restricts the partitions of the topics.
+/// `Topics` is required, as the current documentation says.
+fn modify_group_offsets(
+    state: &SimState,
+    p: &Params<'_>,
+    region: &str,
+    now: i64,
+) -> Result<Answer, Failure> {
+    p.only(&[
+        "InstanceId",
+        "Group",
+        "Strategy",
+        "Topics",
+        "Shift",
+        "ShiftTimestamp",
+        "Offset",
+        "Partitions",
+    ])?;
+    let id = p.required_string("InstanceId")?;
+    let group = p.required_string("Group")?;
+    let strategy = p.required_int("Strategy")?;
+    let topics = p
+        .strings("Topics")?
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| missing("Topics"))?;
+    let partitions = p.partitions("Partitions")?.unwrap_or_default();
+    let to = match strategy {
+        0 => ResetTo::Shift(p.required_int("Shift")?),
+        1 => match p.required_int("ShiftTimestamp")? {
+            -2 => ResetTo::Earliest,
+            -1 => ResetTo::Latest,
+            ms if ms >= 0 => ResetTo::Timestamp(ms),
+            ms => {
+                return Err(invalid_value(format!(
+                    "ShiftTimestamp {ms} is neither -2, -1 nor a time in milliseconds."
+                )));
+            }
+        },
+        2 => ResetTo::Offset(p.required_int("Offset")?),
+        s => {
+            return Err(invalid_value(format!(
+                "Strategy {s} is not supported; use 0, 1 or 2."
+            )));
+        }
+    };
+    state.world(|w| {
+        instance(w, id, region)?;
+        let result = w.reset(Cloud::Tencent, id, group, &topics, &partitions, &to, now);
+        reset_answer(result, id, group)
+    })
+}
+
+/// Explicit `{Partition, Offset}` pairs for the topics in `TopicName` (all the group's
+/// topics when absent).
+fn batch_modify_group_offsets(
+    state: &SimState,
+    p: &Params<'_>,
+    region: &str,
+    now: i64,
+) -> Result<Answer, Failure> {
+    p.only(&["GroupName", "InstanceId", "Partitions", "TopicName"])?;
+    let group = p.required_string("GroupName")?;
+    let id = p.required_string("InstanceId")?;
+    let items = p
+        .array("Partitions")?
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| missing("Partitions"))?;
+    let offsets = items
+        .iter()
+        .map(|item| {
+            let entry = item.as_object().ok_or_else(|| {
+                Params::wrong_type("Partitions", "an array of {Partition, Offset}")
+            })?;
+            let q = Params(entry);
+            q.only(&["Partition", "Offset"])?;
+            let partition = i32::try_from(q.required_int("Partition")?)
+                .map_err(|_| invalid_value("Partition is out of range."))?;
+            Ok((partition, q.required_int("Offset")?))
+        })
+        .collect::<Result<Vec<(i32, i64)>, Failure>>()?;
+    let topics = p.strings("TopicName")?.unwrap_or_default();
+    state.world(|w| {
+        instance(w, id, region)?;
+        let result = w.reset(
+            Cloud::Tencent,
+            id,
+            group,
+            &topics,
+            &[],
+            &ResetTo::Offsets(offsets),
+            now,
+        );
+        reset_answer(result, id, group)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::sim::SimSettings;
+    use crate::sim::world::{WorldSpec, group_name, instance_id};
+
+    const NOW_S: i64 = 1_700_000_000;
+    const HOST: &str = "127.0.0.1:9";
+
+    fn state() -> SimState {
+        let clock = ManualClock::at_unix(NOW_S as u64);
+        let world = World::generate(&WorldSpec::default(), NOW_S * 1000);
+        SimState::new(SimSettings::default(), world, clock)
+    }
+
+    /// A request signed the way the client signs, with overridable pieces.
+    fn signed(action: &str, body: &str, ts: i64, secret: &str) -> RawRequest {
+        let s = sign::sign(
+            &sign::Request {
+                method: "POST",
+                headers: &[("content-type", "application/json"), ("host", HOST)],
+                payload: body.as_bytes(),
+                timestamp: ts,
+                service: SERVICE,
+            },
+            "AKIDSimulatorSecretId",
+            secret,
+        )
+        .unwrap();
+        RawRequest {
+            method: "POST".into(),
+            path_and_query: "/".into(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("host".into(), HOST.into()),
+                ("x-tc-action".into(), action.into()),
+                ("x-tc-version".into(), VERSION.into()),
+                ("x-tc-region".into(), "ap-guangzhou".into()),
+                ("x-tc-timestamp".into(), ts.to_string()),
+                ("authorization".into(), s.authorization),
+            ],
+            body: body.into(),
+        }
+    }
+
+    fn good(action: &str, body: &str) -> RawRequest {
+        signed(action, body, NOW_S, "sim-tencent-secret")
+    }
+
+    fn answer(state: &SimState, req: &RawRequest) -> Value {
+        let r = handle(state, req);
+        assert_eq!(r.status, 200);
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn code(v: &Value) -> &str {
+        v["Response"]["Error"]["Code"].as_str().unwrap_or("")
+    }
+
+    fn set_header(req: &mut RawRequest, name: &str, value: &str) {
+        req.headers.retain(|(n, _)| n != name);
+        req.headers.push((name.into(), value.into()));
+    }
+
+    #[test]
+    fn a_correct_request_is_answered_and_logged() {
+        let s = state();
+        let body = format!(
+            r#"{{"InstanceId":"{}","Group":"{}","Offset":0,"Limit":50}}"#,
+            instance_id(Cloud::Tencent, 1),
+            group_name(1)
+        );
+        let v = answer(&s, &good("DescribeGroupOffsets", &body));
+        assert_eq!(v["Response"]["Result"]["TotalCount"], 2, "{v}");
+        let id = v["Response"]["RequestId"].as_str().unwrap();
+        // Exactly `application/json`, for answers and errors alike (the SDK relies on it).
+        for secret in ["sim-tencent-secret", "wrong"] {
+            let r = handle(&s, &signed("DescribeGroupOffsets", &body, NOW_S, secret));
+            let content_types: Vec<&str> = r
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(content_types, ["application/json"]);
+        }
+        assert_eq!(uuid::Uuid::parse_str(id).unwrap().to_string(), id);
+        let log = s.requests();
+        assert_eq!(log[0].outcome, "ok");
+        assert_eq!(log[0].group.as_deref(), Some("group-0001"));
+        assert_eq!(log[0].params["Limit"], "50");
+        assert_eq!(log[0].params["Group"], "group-0001");
+        assert!(log[0].raw.is_none());
+    }
+
+    #[test]
+    fn authentication_failures_have_tencent_codes() {
+        let s = state();
+        let body = r#"{"InstanceId":"ckafka-sim0001","Offset":0,"Limit":20}"#;
+        let cases: Vec<(RawRequest, &str)> = vec![
+            (
+                signed("DescribeGroup", body, NOW_S, "wrong"),
+                "AuthFailure.SignatureFailure",
+            ),
+            (
+                signed("DescribeGroup", body, NOW_S - 301, "sim-tencent-secret"),
+                "AuthFailure.SignatureExpire",
+            ),
+            (
+                signed("DescribeGroup", body, NOW_S + 301, "sim-tencent-secret"),
+                "AuthFailure.SignatureExpire",
+            ),
+            (
+                {
+                    let mut r = good("DescribeGroup", body);
+                    r.body = body.replace("20", "21");
+                    r
+                },
+                "AuthFailure.SignatureFailure",
+            ),
+            (
+                {
+                    let mut r = good("DescribeGroup", body);
+                    let a = r.header("authorization").unwrap().replace(", ", ",");
+                    set_header(&mut r, "authorization", &a);
+                    r
+                },
+                "AuthFailure.InvalidAuthorization",
+            ),
+            (
+                {
+                    let mut r = good("DescribeGroup", body);
+                    let a = r
+                        .header("authorization")
+                        .unwrap()
+                        .replace("AKIDSimulatorSecretId", "AKIDnope");
+                    set_header(&mut r, "authorization", &a);
+                    r
+                },
+                "AuthFailure.SecretIdNotFound",
+            ),
+            (
+                {
+                    let mut r = good("DescribeGroup", body);
+                    set_header(&mut r, "x-tc-token", "unexpected");
+                    r
+                },
+                "AuthFailure.TokenFailure",
+            ),
+            (
+                {
+                    let mut r = good("DescribeGroup", body);
+                    set_header(&mut r, "x-tc-version", "2017-03-12");
+                    r
+                },
+                "NoSuchVersion",
+            ),
+            (
+                {
+                    let mut r = good("DescribeGroup", body);
+                    set_header(&mut r, "x-tc-action", "DeleteInstance");
+                    r
+                },
+                "InvalidAction",
+            ),
+            (
+                {
+                    let mut r = good("DescribeGroup", body);
+                    r.headers.retain(|(n, _)| n != "x-tc-region");
+                    r
+                },
+                "MissingParameter",
+            ),
+            (
+                {
+                    let mut r = good("DescribeGroup", body);
+                    set_header(&mut r, "content-type", "text/plain");
+                    r
+                },
+                "InvalidParameter",
+            ),
+        ];
+        for (req, expected) in cases {
+            let v = answer(&s, &req);
+            assert_eq!(code(&v), expected, "{v}");
+            let text = v.to_string();
+            assert!(!text.contains("sim-tencent-secret"));
+        }
+        assert_eq!(s.count(Cloud::Tencent, "DescribeGroup", Some("ok")), 0);
+    }
+
+    #[test]
+    fn the_scope_date_must_be_the_utc_date_of_the_timestamp() {
+        let s = state();
+        let body = r#"{"InstanceId":"ckafka-sim0001"}"#;
+        let mut r = good("DescribeGroup", body);
+        let date = sign::scope_date(NOW_S).unwrap();
+        let a = r
+            .header("authorization")
+            .unwrap()
+            .replace(&date, "2000-01-01");
+        set_header(&mut r, "authorization", &a);
+        let v = answer(&s, &r);
+        assert_eq!(code(&v), "AuthFailure.InvalidAuthorization");
+        assert!(v.to_string().contains("UTC date"), "{v}");
+    }
+
+    #[test]
+    fn authorization_is_parsed_strictly() {
+        let sig = "a".repeat(64);
+        let ok = format!(
+            "TC3-HMAC-SHA256 Credential=AKID/2019-02-25/ckafka/tc3_request, SignedHeaders=content-type;host;x-tc-action, Signature={sig}"
+        );
+        let a = parse_authorization(&ok).unwrap();
+        assert_eq!(
+            a,
+            Authorization {
+                secret_id: "AKID",
+                date: "2019-02-25",
+                service: "ckafka",
+                signed_headers: vec!["content-type", "host", "x-tc-action"],
+                signature: &sig,
+            }
+        );
+        for bad in [
+            ok.replace("TC3-HMAC-SHA256", "TC3-HMAC-SHA1"),
+            ok.replace(", ", ","),
+            ok.replace("tc3_request", "tc2_request"),
+            ok.replace("content-type;host;x-tc-action", "host;content-type"),
+            ok.replace("content-type;host;x-tc-action", "content-type"),
+            ok.replace("content-type;host;", "Content-Type;host;"),
+            ok.replace(&sig, &"A".repeat(64)),
+            ok.replace(&sig, "abc"),
+            ok.replace("Credential=AKID/", "Credential=/"),
+            format!("{ok}, Extra=1"),
+        ] {
+            assert!(parse_authorization(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn extra_signed_headers_are_verified_too() {
+        let s = state();
+        let body = r#"{"InstanceId":"ckafka-sim0001"}"#;
+        let headers = [
+            ("content-type", "application/json"),
+            ("host", HOST),
+            ("x-tc-action", "DescribeGroup"),
+        ];
+        let signed = sign::sign(
+            &sign::Request {
+                method: "POST",
+                headers: &headers,
+                payload: body.as_bytes(),
+                timestamp: NOW_S,
+                service: SERVICE,
+            },
+            "AKIDSimulatorSecretId",
+            "sim-tencent-secret",
+        )
+        .unwrap();
+        let mut r = good("DescribeGroup", body);
+        set_header(&mut r, "authorization", &signed.authorization);
+        assert_eq!(
+            code(&answer(&s, &r)),
+            "",
+            "accepted with x-tc-action signed"
+        );
+        // Signed as DescribeGroup, sent as DescribeInstances: the signature no longer fits.
+        set_header(&mut r, "x-tc-action", "DescribeInstances");
+        assert_eq!(code(&answer(&s, &r)), "AuthFailure.SignatureFailure");
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        let s = state();
+        let cases = [
+            (
+                "DescribeGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Group":"group-0001","Limit":51}"#,
+                "InvalidParameterValue",
+            ),
+            (
+                "DescribeGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Limit":5}"#,
+                "MissingParameter",
+            ),
+            (
+                "DescribeGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Group":"group-0001","Offset":"0"}"#,
+                "InvalidParameter",
+            ),
+            (
+                "DescribeGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Group":"group-0001","Bogus":1}"#,
+                "UnknownParameter",
+            ),
+            (
+                "DescribeGroupOffsets",
+                r#"{"InstanceId":"ckafka-nope","Group":"group-0001"}"#,
+                "InvalidParameterValue.InstanceNotExist",
+            ),
+            (
+                "DescribeGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Group":"nope"}"#,
+                "ResourceNotFound",
+            ),
+            (
+                "DescribeInstances",
+                r#"{"Limit":101}"#,
+                "InvalidParameterValue",
+            ),
+            (
+                "DescribeGroup",
+                r#"{"InstanceId":"ckafka-sim0001","Limit":51}"#,
+                "InvalidParameterValue",
+            ),
+            (
+                "ModifyGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Group":"group-0003","Strategy":1,"ShiftTimestamp":-1}"#,
+                "MissingParameter",
+            ),
+            (
+                "ModifyGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Group":"group-0003","Strategy":3,"Topics":["topic-0005"]}"#,
+                "InvalidParameterValue",
+            ),
+            (
+                "ModifyGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Group":"group-0003","Strategy":0,"Topics":["topic-0005"]}"#,
+                "MissingParameter",
+            ),
+            (
+                "ModifyGroupOffsets",
+                r#"{"InstanceId":"ckafka-sim0001","Group":"group-0001","Strategy":1,"ShiftTimestamp":-1,"Topics":["topic-0001"]}"#,
+                "FailedOperation",
+            ),
+            ("DescribeGroup", r#"[1,2]"#, "InvalidParameter"),
+        ];
+        for (action, body, expected) in cases {
+            let v = answer(&s, &good(action, body));
+            assert_eq!(code(&v), expected, "{action} {body}: {v}");
+        }
+    }
+
+    #[test]
+    fn another_regions_instance_does_not_exist() {
+        let s = state();
+        let mut r = good("DescribeGroup", r#"{"InstanceId":"ckafka-sim0001"}"#);
+        set_header(&mut r, "x-tc-region", "ap-shanghai");
+        // The region header is not signed (only content-type;host), so only the lookup fails.
+        assert_eq!(
+            code(&answer(&s, &r)),
+            "InvalidParameterValue.InstanceNotExist"
+        );
+    }
+
+    #[test]
+    fn unknown_groups_are_dead_in_group_info() {
+        let s = state();
+        let v = answer(
+            &s,
+            &good(
+                "DescribeGroupInfo",
+                r#"{"InstanceId":"ckafka-sim0001","GroupList":["nope","group-0001"]}"#,
+            ),
+        );
+        let result = &v["Response"]["Result"];
+        assert_eq!(result[0]["State"], "Dead");
+        assert_eq!(result[1]["State"], "Stable");
+        assert_eq!(result[1]["Members"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            result[1]["Members"][0]["Assignment"]["Topics"][0]["Partitions"],
+            json!([0, 2])
+        );
+    }
+
+    #[test]
+    fn out_of_range_offsets_are_a_non_zero_return_code() {
+        let s = state();
+        let v = answer(
+            &s,
+            &good(
+                "BatchModifyGroupOffsets",
+                r#"{"GroupName":"group-0003","InstanceId":"ckafka-sim0001","Partitions":[{"Partition":0,"Offset":999999999999}],"TopicName":["topic-0005"]}"#,
+            ),
+        );
+        assert_eq!(v["Response"]["Result"]["ReturnCode"], "1", "{v}");
+        assert_eq!(s.requests()[0].outcome, "ReturnCode:1");
+    }
+
+    #[test]
+    fn params_are_logged_as_text() {
+        let body: Map<String, Value> =
+            serde_json::from_str(r#"{"A":"x","B":1,"C":[1,"y"],"D":{"E":null},"F":true,"G":null}"#)
+                .unwrap();
+        let p = params_of(&body);
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            p,
+            [
+                ("A", "x"),
+                ("B", "1"),
+                ("C", r#"[1,"y"]"#),
+                ("D", r#"{"E":null}"#),
+                ("F", "true"),
+                ("G", "null")
+            ]
+        );
     }
 }

@@ -23,7 +23,11 @@ use super::faults::Fault;
 use super::world::{ResetTo, SimInstance, WorldError};
 use super::{LoggedRequest, RawRequest, SimKey, SimResponse, SimState};
 use crate::model::Cloud;
-use crate::providers::alibaba::{API_VERSION, sign};
+use crate::providers::alibaba::sign;
+
+/// The only API version served. Spelled out here rather than taken from the client, so
+/// that a client sending the wrong version is caught.
+const API_VERSION: &str = "2019-09-16";
 
 /// How far a request's timestamp may be from the service clock (the V3 doc's 15 minutes).
 const TIMESTAMP_WINDOW_MS: i64 = 15 * 60 * 1000;

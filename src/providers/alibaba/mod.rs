@@ -553,8 +553,9 @@ fn classify(
 
 /// Our own message for a credential or signature rejection, naming the access key id and
 /// what to check; `None` if `code` is not an auth code. Server messages are not reused:
-/// `SignatureDoesNotMatch` echoes the string to sign, which contains the security token.
-fn auth_message(code: &str, _server_message: &str, ctx: &AttemptContext<'_>) -> Option<String> {
+/// `SignatureDoesNotMatch` echoes the string to sign, which contains the security token;
+/// it is only compared with ours.
+fn auth_message(code: &str, server_message: &str, ctx: &AttemptContext<'_>) -> Option<String> {
     let id = &ctx.creds.id;
     let message = match code {
         "InvalidAccessKeyId.NotFound" => format!(
@@ -566,7 +567,7 @@ fn auth_message(code: &str, _server_message: &str, ctx: &AttemptContext<'_>) -> 
         c if c == "InvalidAccessKeyId" || c.starts_with("InvalidAccessKeyId.") => {
             format!("access key id {id} was rejected: check the configured access key id")
         }
-        "SignatureDoesNotMatch" => signature_mismatch_message(_server_message, ctx),
+        "SignatureDoesNotMatch" => signature_mismatch_message(server_message, ctx),
         "IncompleteSignature" => format!(
             "the request signature of access key id {id} is incomplete or malformed (a client bug)"
         ),

@@ -1,0 +1,1259 @@
+//! The Alibaba provider against the simulated alikafka API: exact values from the simulated
+//! world, both signature versions, STS tokens, every auth failure, throttling, faults,
+//! quirks, paging, discovery, group info and every kind of reset.
+//!
+//! Time is a `ManualClock` (the client's and the simulator's may differ); the only real
+//! wait is the hang test's 200 ms per-attempt timeout.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use kafka_cloud_lag_exporter::clock::{Clock, ManualClock, unix_millis};
+use kafka_cloud_lag_exporter::config::SignatureVersion;
+use kafka_cloud_lag_exporter::credentials::{CredentialProvider, CredentialSources, Source};
+use kafka_cloud_lag_exporter::model::{
+    Cloud, DiscoveredInstance, GroupInfo, GroupProgress, GroupState, InstanceRef,
+    PartitionProgress, ResetRequest, ResetScope, ResetTarget, TopicProgress,
+};
+use kafka_cloud_lag_exporter::providers::alibaba::AlibabaProvider;
+use kafka_cloud_lag_exporter::providers::call::RetryPolicy;
+use kafka_cloud_lag_exporter::providers::{
+    AccountSpec, ApiObserver, ErrorKind, Provider, ProviderDeps, ProviderError, http,
+};
+use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
+use kafka_cloud_lag_exporter::sim::world::{SimGroup, World, WorldSpec, group_name, instance_id};
+use kafka_cloud_lag_exporter::sim::{LoggedRequest, RawRequest, SimKey, SimSettings, Simulator};
+
+const T0: u64 = 1_700_000_000;
+const KEY_ID: &str = "LTAI5tIntegrationKey";
+const SECRET: &str = "integration-secret-value";
+const STS_ID: &str = "STS.NTemporaryKey";
+const STS_SECRET: &str = "sts-secret-value";
+const STS_TOKEN: &str = "sts-token/value+with=specials";
+const REGION: &str = "cn-hangzhou";
+
+/// Records every observer call as text.
+#[derive(Default)]
+struct Counting(Mutex<Vec<String>>);
+
+impl ApiObserver for Counting {
+    fn request(&self, _: Cloud, a: &'static str) {
+        self.0.lock().unwrap().push(format!("request {a}"));
+    }
+    fn error(&self, _: Cloud, a: &'static str, k: ErrorKind) {
+        self.0.lock().unwrap().push(format!("error {a} {k}"));
+    }
+    fn retry(&self, _: Cloud, a: &'static str) {
+        self.0.lock().unwrap().push(format!("retry {a}"));
+    }
+}
+
+impl Counting {
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    fn count(&self, event: &str) -> usize {
+        self.events().iter().filter(|e| *e == event).count()
+    }
+}
+
+fn settings() -> SimSettings {
+    SimSettings {
+        alibaba_keys: vec![
+            SimKey {
+                id: KEY_ID.into(),
+                secret: SECRET.into(),
+                token: None,
+            },
+            SimKey {
+                id: STS_ID.into(),
+                secret: STS_SECRET.into(),
+                token: Some(STS_TOKEN.into()),
+            },
+        ],
+        alibaba_rate_limit: 10_000.0,
+        record_raw: true,
+        ..SimSettings::default()
+    }
+}
+
+struct Harness {
+    sim: Simulator,
+    sim_clock: Arc<ManualClock>,
+    client_clock: Arc<ManualClock>,
+    observer: Arc<Counting>,
+}
+
+/// Client options that differ between tests.
+struct Client<'a> {
+    id: &'a str,
+    secret: &'a str,
+    token: Option<&'a str>,
+    version: SignatureVersion,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl Default for Client<'_> {
+    fn default() -> Self {
+        Client {
+            id: KEY_ID,
+            secret: SECRET,
+            token: None,
+            version: SignatureVersion::V2,
+            request_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+async fn start(settings: SimSettings, spec: &WorldSpec) -> Harness {
+    let clock = ManualClock::at_unix(T0);
+    start_with_clocks(settings, spec, clock.clone(), clock).await
+}
+
+async fn start_with_clocks(
+    settings: SimSettings,
+    spec: &WorldSpec,
+    sim_clock: Arc<ManualClock>,
+    client_clock: Arc<ManualClock>,
+) -> Harness {
+    let world = World::generate(spec, unix_millis(sim_clock.now()));
+    let sim = Simulator::start(settings, world, sim_clock.clone())
+        .await
+        .unwrap();
+    Harness {
+        sim,
+        sim_clock,
+        client_clock,
+        observer: Arc::new(Counting::default()),
+    }
+}
+
+impl Harness {
+    fn provider(&self) -> AlibabaProvider {
+        self.client(Client::default())
+    }
+
+    fn client(&self, c: Client<'_>) -> AlibabaProvider {
+        self.client_with_sources(
+            c.version,
+            c.request_timeout,
+            c.retry,
+            CredentialSources::inline(c.id, c.secret, c.token),
+        )
+    }
+
+    fn client_with_sources(
+        &self,
+        version: SignatureVersion,
+        request_timeout: Duration,
+        retry: RetryPolicy,
+        sources: CredentialSources,
+    ) -> AlibabaProvider {
+        let deps = ProviderDeps {
+            http: http::client(),
+            clock: self.client_clock.clone(),
+            observer: self.observer.clone(),
+            request_timeout,
+            retry,
+        };
+        let spec = AccountSpec {
+            name: "ali-test".into(),
+            cloud: Cloud::Alibaba,
+            region: REGION.into(),
+            endpoint: self.sim.alibaba_endpoint(),
+            credentials: CredentialProvider::new(sources),
+            signature_version: version,
+        };
+        AlibabaProvider::new(spec, &deps)
+    }
+
+    fn deadline(&self) -> SystemTime {
+        self.client_clock.now() + Duration::from_secs(60)
+    }
+
+    fn now_ms(&self) -> i64 {
+        unix_millis(self.sim_clock.now())
+    }
+
+    fn log(&self) -> Vec<LoggedRequest> {
+        self.sim.state().requests()
+    }
+
+    fn count(&self, action: &str, outcome: Option<&str>) -> u64 {
+        self.sim.state().count(Cloud::Alibaba, action, outcome)
+    }
+
+    fn inject(&self, rule: FaultRule) {
+        self.sim.state().inject(rule.cloud(Cloud::Alibaba));
+    }
+
+    /// What the world says the provider must report, converted by hand.
+    fn expected(&self, instance: &str, group: &str) -> GroupProgress {
+        let now = self.now_ms();
+        self.sim.state().world(|w| {
+            let state = w.instance(Cloud::Alibaba, instance).unwrap().groups[group].state();
+            let topics = w
+                .progress(Cloud::Alibaba, instance, group, now)
+                .unwrap()
+                .into_iter()
+                .map(|(topic, rows)| TopicProgress {
+                    topic,
+                    partitions: rows
+                        .into_iter()
+                        .map(|r| PartitionProgress {
+                            partition: r.partition,
+                            committed: r.committed,
+                            log_end: r.log_end,
+                            last_consumed_ms: r.last_consumed_ms,
+                            lag_seconds: None,
+                        })
+                        .collect(),
+                })
+                .collect();
+            GroupProgress {
+                topics,
+                state: Some(state),
+            }
+        })
+    }
+
+    fn groups_of(&self, instance: &str) -> Vec<String> {
+        self.sim.state().world(|w| {
+            w.instance(Cloud::Alibaba, instance)
+                .unwrap()
+                .groups
+                .keys()
+                .cloned()
+                .collect()
+        })
+    }
+}
+
+fn instance(n: usize) -> InstanceRef {
+    InstanceRef {
+        cloud: Cloud::Alibaba,
+        account: "ali-test".into(),
+        region: REGION.into(),
+        instance_id: instance_id(Cloud::Alibaba, n).into(),
+    }
+}
+
+fn query_param(raw: &RawRequest, name: &str) -> Option<String> {
+    raw.query_pairs()
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+fn spec(instances: usize, groups: usize) -> WorldSpec {
+    WorldSpec {
+        instances_per_cloud: instances,
+        groups_per_instance: groups,
+        ..WorldSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn progress_equals_the_world_for_every_group_with_signature_v2() {
+    let h = start(settings(), &spec(2, 6)).await;
+    let p = h.provider();
+    let mut checked = 0;
+    for n in 1..=2 {
+        let inst = instance(n);
+        for group in h.groups_of(&inst.instance_id) {
+            let got = p.group_progress(&inst, &group, h.deadline()).await.unwrap();
+            assert_eq!(
+                got,
+                h.expected(&inst.instance_id, &group),
+                "{inst:?} {group}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12);
+    // Partition 0 of every third group's first topic never committed: None, not -1.
+    let g3 = p
+        .group_progress(&instance(1), &group_name(3), h.deadline())
+        .await
+        .unwrap();
+    assert_eq!(g3.topics[0].partitions[0].committed, None);
+    assert_eq!(g3.state, Some(GroupState::Empty));
+
+    for entry in h.log() {
+        assert_eq!(entry.outcome, "ok");
+        let raw = entry.raw.unwrap();
+        assert_eq!(raw.method, "POST");
+        assert!(raw.body.is_empty());
+        assert_eq!(raw.path(), "/");
+        for (name, value) in [
+            ("Action", "GetConsumerProgress"),
+            ("Version", "2019-09-16"),
+            ("Format", "JSON"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+            ("AccessKeyId", KEY_ID),
+            ("RegionId", REGION),
+        ] {
+            assert_eq!(query_param(&raw, name).as_deref(), Some(value), "{name}");
+        }
+        assert!(query_param(&raw, "Signature").is_some());
+        assert_eq!(query_param(&raw, "HideLastTimestamp"), None);
+        assert_eq!(query_param(&raw, "SecurityToken"), None);
+        assert_eq!(
+            entry.params.keys().collect::<Vec<_>>(),
+            ["ConsumerId", "InstanceId", "RegionId"],
+            "only operation parameters are logged"
+        );
+    }
+}
+
+#[tokio::test]
+async fn progress_equals_the_world_with_signature_v3() {
+    let h = start(settings(), &spec(1, 4)).await;
+    let p = h.client(Client {
+        version: SignatureVersion::V3,
+        ..Client::default()
+    });
+    let inst = instance(1);
+    for group in h.groups_of(&inst.instance_id) {
+        let got = p.group_progress(&inst, &group, h.deadline()).await.unwrap();
+        assert_eq!(got, h.expected(&inst.instance_id, &group));
+    }
+    for entry in h.log() {
+        assert_eq!(entry.outcome, "ok");
+        let raw = entry.raw.unwrap();
+        assert_eq!(raw.method, "POST");
+        assert!(raw.body.is_empty());
+        assert_eq!(query_param(&raw, "Signature"), None);
+        assert_eq!(query_param(&raw, "Action"), None);
+        let auth = raw.header("authorization").unwrap();
+        assert!(
+            auth.starts_with(&format!(
+                "ACS3-HMAC-SHA256 Credential={KEY_ID},SignedHeaders=host;x-acs-action;"
+            )),
+            "{auth}"
+        );
+        assert_eq!(raw.header("x-acs-action"), Some("GetConsumerProgress"));
+        assert_eq!(raw.header("x-acs-version"), Some("2019-09-16"));
+        assert_eq!(raw.header("accept"), Some("application/json"));
+        assert_eq!(
+            raw.header("x-acs-content-sha256"),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
+    }
+}
+
+#[tokio::test]
+async fn sts_tokens_are_sent_signed_and_required() {
+    let h = start(settings(), &spec(1, 2)).await;
+    let inst = instance(1);
+    let group = group_name(1);
+    for version in [SignatureVersion::V2, SignatureVersion::V3] {
+        let ok = h.client(Client {
+            id: STS_ID,
+            secret: STS_SECRET,
+            token: Some(STS_TOKEN),
+            version,
+            ..Client::default()
+        });
+        let got = ok
+            .group_progress(&inst, &group, h.deadline())
+            .await
+            .unwrap();
+        assert_eq!(got, h.expected(&inst.instance_id, &group));
+        let raw = h.log().last().unwrap().raw.clone().unwrap();
+        match version {
+            SignatureVersion::V2 => {
+                assert_eq!(
+                    query_param(&raw, "SecurityToken").as_deref(),
+                    Some(STS_TOKEN)
+                )
+            }
+            SignatureVersion::V3 => {
+                assert_eq!(raw.header("x-acs-security-token"), Some(STS_TOKEN));
+                assert!(
+                    raw.header("authorization")
+                        .unwrap()
+                        .contains("x-acs-security-token")
+                );
+            }
+        }
+
+        for (token, code, expect) in [
+            (
+                None,
+                "MissingSecurityToken",
+                "no security token is configured",
+            ),
+            (
+                Some("another-token"),
+                "InvalidSecurityToken.MismatchWithAccessKey",
+                "not issued with access key id STS.NTemporaryKey",
+            ),
+        ] {
+            let p = h.client(Client {
+                id: STS_ID,
+                secret: STS_SECRET,
+                token,
+                version,
+                ..Client::default()
+            });
+            let e = p
+                .group_progress(&inst, &group, h.deadline())
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+            assert_eq!(e.code.as_deref(), Some(code));
+            assert!(e.message.contains(expect), "{e}");
+            assert!(!format!("{e} {e:?}").contains(STS_TOKEN));
+        }
+    }
+}
+
+/// Every secret-bearing string of the raw requests in the log.
+fn signatures_in(log: &[LoggedRequest]) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in log {
+        let raw = entry.raw.as_ref().unwrap();
+        if let Some(sig) = query_param(raw, "Signature") {
+            out.push(sig);
+        }
+        if let Some(auth) = raw.header("authorization") {
+            out.push(auth.rsplit("Signature=").next().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn wrong_secret_is_an_auth_error_and_no_error_shows_a_secret() {
+    let h = start(settings(), &spec(1, 3)).await;
+    let inst = instance(1);
+    let group = group_name(3);
+    let wrong = "wrong-secret-value-XYZ";
+    let mut errors: Vec<ProviderError> = Vec::new();
+    for version in [SignatureVersion::V2, SignatureVersion::V3] {
+        for (id, token) in [(KEY_ID, None), (STS_ID, Some(STS_TOKEN))] {
+            let p = h.client(Client {
+                id,
+                secret: wrong,
+                token,
+                version,
+                ..Client::default()
+            });
+            let before = h.log().len();
+            let e = p
+                .group_progress(&inst, &group, h.deadline())
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Auth);
+            assert_eq!(e.code.as_deref(), Some("SignatureDoesNotMatch"));
+            assert_eq!(e.http_status, Some(400));
+            assert!(!e.retryable);
+            assert!(e.request_id.is_some());
+            assert!(
+                e.message.contains(&format!(
+                    "secret configured for access key id {id} is wrong"
+                )),
+                "{e}"
+            );
+            assert_eq!(h.log().len(), before + 1, "auth errors are not retried");
+            errors.push(e);
+            errors.push(p.list_groups(&inst, h.deadline()).await.unwrap_err());
+            errors.push(p.list_instances(REGION, h.deadline()).await.unwrap_err());
+            errors.push(p.group_info(&inst, &group, h.deadline()).await.unwrap_err());
+            let reset = ResetRequest {
+                scope: ResetScope::AllTopics(vec![]),
+                target: ResetTarget::Latest,
+            };
+            errors.push(
+                p.reset_offsets(&inst, &group, &reset, h.deadline())
+                    .await
+                    .unwrap_err(),
+            );
+        }
+    }
+    assert_eq!(errors.len(), 20);
+    let signatures = signatures_in(&h.log());
+    assert_eq!(signatures.len(), 20);
+    for e in &errors {
+        assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+        let shown = format!("{e}\n{e:?}\n{}", e.message);
+        for secret in [wrong, SECRET, STS_SECRET, STS_TOKEN, "sts-token%2Fvalue"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for sig in &signatures {
+            assert!(!shown.contains(sig.as_str()), "signature in {shown}");
+        }
+        assert!(!shown.contains("127.0.0.1"), "no URL in {shown}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_access_key_is_named_in_the_error() {
+    let h = start(settings(), &spec(1, 1)).await;
+    let p = h.client(Client {
+        id: "LTAI5tNobodyKnowsMe",
+        ..Client::default()
+    });
+    let e = p
+        .group_progress(&instance(1), &group_name(1), h.deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert_eq!(e.code.as_deref(), Some("InvalidAccessKeyId.NotFound"));
+    assert_eq!(e.http_status, Some(404));
+    assert!(
+        e.to_string()
+            .contains("access key id LTAI5tNobodyKnowsMe is not known to Alibaba Cloud"),
+        "{e}"
+    );
+    assert_eq!(h.count("GetConsumerProgress", None), 1);
+}
+
+#[tokio::test]
+async fn expired_timestamp_when_the_clocks_disagree() {
+    let client_clock = ManualClock::at_unix(T0);
+    let sim_clock = ManualClock::at_unix(T0 + 20 * 60);
+    let h = start_with_clocks(settings(), &spec(1, 1), sim_clock.clone(), client_clock).await;
+    let p = h.provider();
+    let e = p
+        .group_progress(&instance(1), &group_name(1), h.deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert_eq!(e.code.as_deref(), Some("InvalidTimeStamp.Expired"));
+    assert!(e.message.contains("2023-11-14T22:13:20Z"), "{e}");
+    assert!(e.message.contains("NTP"), "{e}");
+    assert_eq!(h.count("GetConsumerProgress", None), 1, "not retried");
+
+    // Within the 15-minute window the same client is accepted.
+    sim_clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + 14 * 60));
+    assert!(
+        p.group_progress(&instance(1), &group_name(1), h.deadline())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn nonces_are_fresh_per_attempt_and_a_replay_is_refused() {
+    let h = start(settings(), &spec(1, 3)).await;
+    h.inject(FaultRule::times(Fault::Throttle, 2).action("GetConsumerProgress"));
+    for version in [SignatureVersion::V2, SignatureVersion::V3] {
+        let p = h.client(Client {
+            version,
+            ..Client::default()
+        });
+        for g in 1..=3 {
+            p.group_progress(&instance(1), &group_name(g), h.deadline())
+                .await
+                .unwrap();
+        }
+    }
+    let log = h.log();
+    assert_eq!(log.len(), 8, "6 calls, 2 of them retried once");
+    let nonces: Vec<String> = log
+        .iter()
+        .map(|e| {
+            let raw = e.raw.as_ref().unwrap();
+            query_param(raw, "SignatureNonce")
+                .or_else(|| raw.header("x-acs-signature-nonce").map(str::to_string))
+                .unwrap()
+        })
+        .collect();
+    let distinct: HashSet<&String> = nonces.iter().collect();
+    assert_eq!(distinct.len(), nonces.len(), "{nonces:?}");
+    for n in &nonces {
+        assert!(
+            n.len() == 32
+                && n.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            "{n}"
+        );
+    }
+
+    // Sending a logged request again, byte for byte, is refused.
+    for entry in [&log[2], &log[7]] {
+        let raw = entry.raw.clone().unwrap();
+        let mut req = http::client().request(
+            raw.method.parse().unwrap(),
+            format!("{}{}", h.sim.alibaba_endpoint(), raw.path_and_query),
+        );
+        for (name, value) in &raw.headers {
+            if name != "content-length" {
+                req = req.header(name, value);
+            }
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["Code"], "SignatureNonceUsed");
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_every_attempt_counted() {
+    let h = start(settings(), &spec(1, 2)).await;
+    h.inject(FaultRule::times(Fault::Throttle, 2).action("GetConsumerProgress"));
+    let got = h
+        .provider()
+        .group_progress(&instance(1), &group_name(2), h.deadline())
+        .await
+        .unwrap();
+    assert_eq!(got, h.expected(&instance(1).instance_id, &group_name(2)));
+    assert_eq!(
+        h.observer.events(),
+        [
+            "request GetConsumerProgress",
+            "error GetConsumerProgress throttled",
+            "retry GetConsumerProgress",
+            "request GetConsumerProgress",
+            "error GetConsumerProgress throttled",
+            "retry GetConsumerProgress",
+            "request GetConsumerProgress",
+        ]
+    );
+    assert_eq!(h.count("GetConsumerProgress", Some("fault:throttle")), 2);
+    assert_eq!(h.count("GetConsumerProgress", Some("ok")), 1);
+}
+
+#[tokio::test]
+async fn the_rate_limit_answer_is_waited_out_as_the_retry_after_header_asks() {
+    let h = start(
+        SimSettings {
+            alibaba_rate_limit: 1.0,
+            ..settings()
+        },
+        &spec(1, 2),
+    )
+    .await;
+    let p = h.client(Client {
+        retry: RetryPolicy {
+            max_retries: 3,
+            base_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(10),
+        },
+        ..Client::default()
+    });
+    let start = h.client_clock.now();
+    p.group_progress(&instance(1), &group_name(1), h.deadline())
+        .await
+        .unwrap();
+    p.group_progress(&instance(1), &group_name(2), h.deadline())
+        .await
+        .unwrap();
+    assert_eq!(h.count("GetConsumerProgress", Some("Throttling.User")), 1);
+    assert_eq!(h.count("GetConsumerProgress", Some("ok")), 2);
+    let waited = h.client_clock.now().duration_since(start).unwrap();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the 10 ms backoff was stretched to the server's retry-after: {waited:?}"
+    );
+    assert_eq!(h.observer.count("retry GetConsumerProgress"), 1);
+}
+
+#[tokio::test]
+async fn server_errors_and_bare_5xx_are_retried() {
+    let h = start(settings(), &spec(1, 1)).await;
+    let p = h.provider();
+    let (inst, group) = (instance(1), group_name(1));
+    h.inject(FaultRule::times(Fault::ServerError, 2).action("GetConsumerProgress"));
+    h.inject(FaultRule::times(Fault::HttpStatus(502), 1).action("GetConsumerProgress"));
+    let got = p.group_progress(&inst, &group, h.deadline()).await.unwrap();
+    assert_eq!(got, h.expected(&inst.instance_id, &group));
+    assert_eq!(
+        h.count("GetConsumerProgress", Some("fault:server_error")),
+        2
+    );
+    assert_eq!(h.count("GetConsumerProgress", Some("fault:http_status")), 1);
+    assert_eq!(h.observer.count("error GetConsumerProgress api_error"), 2);
+    assert_eq!(h.observer.count("error GetConsumerProgress http"), 1);
+    assert_eq!(h.observer.count("retry GetConsumerProgress"), 3);
+
+    h.inject(FaultRule::random(Fault::ServerError, 1.0).action("GetConsumerList"));
+    let e = p.list_groups(&inst, h.deadline()).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ApiError);
+    assert_eq!(e.code.as_deref(), Some("InternalError"));
+    assert_eq!(e.http_status, Some(500));
+    assert!(e.retryable);
+    assert_eq!(
+        h.count("GetConsumerList", None),
+        4,
+        "first attempt and 3 retries"
+    );
+}
+
+#[tokio::test]
+async fn truncated_or_misshapen_json_is_a_retried_bad_response() {
+    let h = start(settings(), &spec(1, 1)).await;
+    let p = h.provider();
+    let (inst, group) = (instance(1), group_name(1));
+    h.inject(FaultRule::times(Fault::Truncated, 1).action("GetConsumerProgress"));
+    let got = p.group_progress(&inst, &group, h.deadline()).await.unwrap();
+    assert_eq!(got, h.expected(&inst.instance_id, &group));
+    assert_eq!(
+        h.observer.count("error GetConsumerProgress bad_response"),
+        1
+    );
+    assert_eq!(h.observer.count("retry GetConsumerProgress"), 1);
+
+    for fault in [Fault::Truncated, Fault::WrongShape] {
+        h.sim.state().clear_faults();
+        h.inject(FaultRule::random(fault.clone(), 1.0));
+        let e = p
+            .group_progress(&inst, &group, h.deadline())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadResponse, "{fault:?}: {e}");
+        assert!(e.retryable);
+        let e = p.list_instances(REGION, h.deadline()).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadResponse, "{fault:?}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_hang_beyond_the_request_timeout_is_a_timeout() {
+    let h = start(settings(), &spec(1, 1)).await;
+    h.inject(FaultRule::random(Fault::Hang, 1.0).action("GetConsumerProgress"));
+    let p = h.client(Client {
+        request_timeout: Duration::from_millis(200),
+        retry: RetryPolicy {
+            max_retries: 1,
+            ..RetryPolicy::default()
+        },
+        ..Client::default()
+    });
+    let e = p
+        .group_progress(&instance(1), &group_name(1), h.deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(!e.message.contains("127.0.0.1"), "no URL in {e}");
+    assert_eq!(h.count("GetConsumerProgress", Some("fault:hang")), 2);
+    assert_eq!(h.observer.count("error GetConsumerProgress timeout"), 2);
+}
+
+#[tokio::test]
+async fn business_failures_with_http_200_are_errors() {
+    let h = start(settings(), &spec(1, 1)).await;
+    h.inject(FaultRule::times(Fault::ApiError("400".into()), 1));
+    let e = h
+        .provider()
+        .group_progress(&instance(1), &group_name(1), h.deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ApiError);
+    assert_eq!(e.code.as_deref(), Some("400"));
+    assert_eq!(e.http_status, Some(200));
+    assert!(!e.retryable);
+    assert!(e.request_id.is_some());
+    assert_eq!(h.count("GetConsumerProgress", None), 1);
+}
+
+#[tokio::test]
+async fn missing_groups_and_instances_are_not_found() {
+    let h = start(settings(), &spec(1, 1)).await;
+    let p = h.provider();
+    let e = p
+        .group_progress(&instance(1), "no-such-group", h.deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert_eq!(e.code.as_deref(), Some("BIZ_SUBSCRIPTION_NOT_FOUND"));
+    assert!(!e.retryable);
+
+    let e = p
+        .group_info(&instance(9), &group_name(1), h.deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert_eq!(e.code.as_deref(), Some("BIZ_INSTANCE_NOT_FOUND"));
+
+    let mut elsewhere = instance(1);
+    elsewhere.region = "cn-beijing".into();
+    let e = p.list_groups(&elsewhere, h.deadline()).await.unwrap_err();
+    assert_eq!(
+        e.code.as_deref(),
+        Some("BIZ_INSTANCE_NOT_FOUND"),
+        "wrong region"
+    );
+    assert_eq!(h.log().len(), 3, "not-found is not retried");
+}
+
+#[tokio::test]
+async fn quirks_mode_answers_parse_exactly_like_normal_ones() {
+    let world_spec = WorldSpec {
+        instances_per_cloud: 2,
+        groups_per_instance: 4,
+        topics_per_group: 1,
+        partitions_per_topic: 1,
+        ..WorldSpec::default()
+    };
+    let normal = start(settings(), &world_spec).await;
+    let quirky = start(
+        SimSettings {
+            alibaba_quirks: true,
+            ..settings()
+        },
+        &world_spec,
+    )
+    .await;
+    for h in [&normal, &quirky] {
+        h.sim.state().world(|w| {
+            let inst = w
+                .instance_mut(Cloud::Alibaba, &instance_id(Cloud::Alibaba, 1))
+                .unwrap();
+            inst.groups.insert(
+                "idle-group".into(),
+                SimGroup {
+                    members: 0,
+                    consume_per_sec: 0.0,
+                    commits: BTreeMap::new(),
+                },
+            );
+            // One instance in a region of its own: a list of one.
+            let mut lone = w
+                .instance(Cloud::Alibaba, &instance_id(Cloud::Alibaba, 2))
+                .unwrap()
+                .clone();
+            lone.region = "cn-shenzhen".into();
+            lone.id = "alikafka_post-cn-lone0001".into();
+            w.instances.insert((Cloud::Alibaba, lone.id.clone()), lone);
+        });
+    }
+    let (pn, pq) = (normal.provider(), quirky.provider());
+    for n in 1..=2 {
+        let inst = instance(n);
+        let groups = pn.list_groups(&inst, normal.deadline()).await.unwrap();
+        assert_eq!(
+            groups,
+            pq.list_groups(&inst, quirky.deadline()).await.unwrap()
+        );
+        assert_eq!(groups, normal.groups_of(&inst.instance_id));
+        for g in &groups {
+            let a = pn
+                .group_progress(&inst, g, normal.deadline())
+                .await
+                .unwrap();
+            let b = pq
+                .group_progress(&inst, g, quirky.deadline())
+                .await
+                .unwrap();
+            assert_eq!(a, b, "{g}");
+            assert_eq!(a, normal.expected(&inst.instance_id, g));
+            let ia = pn.group_info(&inst, g, normal.deadline()).await.unwrap();
+            assert_eq!(
+                ia,
+                pq.group_info(&inst, g, quirky.deadline()).await.unwrap()
+            );
+        }
+    }
+    let idle = pq
+        .group_progress(&instance(1), "idle-group", quirky.deadline())
+        .await
+        .unwrap();
+    assert!(idle.topics.is_empty());
+    for region in [REGION, "cn-shenzhen", "eu-central-1"] {
+        let a = pn.list_instances(region, normal.deadline()).await.unwrap();
+        let b = pq.list_instances(region, quirky.deadline()).await.unwrap();
+        assert_eq!(a, b, "{region}");
+    }
+    assert_eq!(
+        pq.list_instances("cn-shenzhen", quirky.deadline())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        pq.list_instances("eu-central-1", quirky.deadline())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(quirky.log().iter().all(|e| e.outcome == "ok"));
+}
+
+#[tokio::test]
+async fn list_groups_pages_through_every_group() {
+    let h = start(
+        settings(),
+        &WorldSpec {
+            groups_per_instance: 250,
+            topics_per_group: 1,
+            partitions_per_topic: 1,
+            ..WorldSpec::default()
+        },
+    )
+    .await;
+    let inst = instance(1);
+    let groups = h.provider().list_groups(&inst, h.deadline()).await.unwrap();
+    assert_eq!(groups.len(), 250);
+    assert_eq!(groups, h.groups_of(&inst.instance_id));
+    let pages: Vec<(String, String)> = h
+        .log()
+        .iter()
+        .filter(|e| e.action == "GetConsumerList")
+        .map(|e| {
+            (
+                e.params["CurrentPage"].clone(),
+                e.params["PageSize"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pages,
+        [
+            ("1".to_string(), "100".to_string()),
+            ("2".to_string(), "100".to_string()),
+            ("3".to_string(), "100".to_string()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn list_instances_keeps_running_instances_only() {
+    let h = start(settings(), &spec(3, 1)).await;
+    h.sim.state().world(|w| {
+        w.instance_mut(Cloud::Alibaba, &instance_id(Cloud::Alibaba, 2))
+            .unwrap()
+            .running = false;
+    });
+    let p = h.provider();
+    let found = p.list_instances(REGION, h.deadline()).await.unwrap();
+    assert_eq!(
+        found,
+        [
+            DiscoveredInstance {
+                instance_id: instance_id(Cloud::Alibaba, 1),
+                name: "sim-alibaba-1".into(),
+            },
+            DiscoveredInstance {
+                instance_id: instance_id(Cloud::Alibaba, 3),
+                name: "sim-alibaba-3".into(),
+            },
+        ]
+    );
+    assert!(
+        p.list_instances("ap-guangzhou", h.deadline())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let params = &h.log()[0].params;
+    assert_eq!(params.len(), 1);
+    assert_eq!(params["RegionId"], REGION);
+}
+
+#[tokio::test]
+async fn group_info_reports_state_and_members() {
+    let h = start(settings(), &spec(1, 4)).await;
+    let p = h.provider();
+    let inst = instance(1);
+    let mut got = Vec::new();
+    for g in 1..=4 {
+        got.push(
+            p.group_info(&inst, &group_name(g), h.deadline())
+                .await
+                .unwrap(),
+        );
+    }
+    let member = |state, members| GroupInfo {
+        state,
+        members: Some(members),
+    };
+    assert_eq!(
+        got,
+        [
+            member(GroupState::Stable, 2),
+            member(GroupState::Stable, 1),
+            member(GroupState::Empty, 0),
+            member(GroupState::Stable, 3),
+        ]
+    );
+    assert!(got[0].is_active() && !got[2].is_active());
+}
+
+/// Topic names and committed offsets of a group, straight from the world.
+fn committed(h: &Harness, group: &str) -> Vec<(String, Vec<Option<i64>>)> {
+    let now = h.now_ms();
+    h.sim.state().world(|w| {
+        w.progress(Cloud::Alibaba, &instance_id(Cloud::Alibaba, 1), group, now)
+            .unwrap()
+            .into_iter()
+            .map(|(t, rows)| (t, rows.iter().map(|r| r.committed).collect()))
+            .collect()
+    })
+}
+
+fn partitions_of(
+    h: &Harness,
+    topic: &str,
+) -> Vec<kafka_cloud_lag_exporter::sim::world::SimPartition> {
+    h.sim.state().world(|w| {
+        w.instance(Cloud::Alibaba, &instance_id(Cloud::Alibaba, 1))
+            .unwrap()
+            .topics[topic]
+            .partitions
+            .clone()
+    })
+}
+
+fn last_update(h: &Harness) -> LoggedRequest {
+    h.log()
+        .into_iter()
+        .rfind(|e| e.action == "UpdateConsumerOffset")
+        .unwrap()
+}
+
+fn reset(scope: ResetScope, target: ResetTarget) -> ResetRequest {
+    ResetRequest { scope, target }
+}
+
+#[tokio::test]
+async fn reset_to_latest_for_all_topics_sends_an_empty_topic() {
+    let h = start(settings(), &spec(1, 3)).await;
+    let p = h.provider();
+    let (inst, group) = (instance(1), group_name(3));
+    let topics: Vec<String> = committed(&h, &group).into_iter().map(|(t, _)| t).collect();
+    assert!(p.supports_reset(&ResetTarget::Latest));
+    p.reset_offsets(
+        &inst,
+        &group,
+        &reset(ResetScope::AllTopics(topics.clone()), ResetTarget::Latest),
+        h.deadline(),
+    )
+    .await
+    .unwrap();
+    let now = h.now_ms();
+    for t in &topics {
+        let ends: Vec<Option<i64>> = partitions_of(&h, t)
+            .iter()
+            .map(|sp| Some(sp.log_end(now)))
+            .collect();
+        let got = committed(&h, &group)
+            .into_iter()
+            .find(|(n, _)| n == t)
+            .unwrap()
+            .1;
+        assert_eq!(got, ends, "{t}");
+    }
+    let entry = last_update(&h);
+    assert_eq!(entry.outcome, "ok");
+    assert_eq!(
+        entry.params,
+        BTreeMap::from([
+            ("ConsumerId".to_string(), group.clone()),
+            ("InstanceId".to_string(), inst.instance_id.to_string()),
+            ("RegionId".to_string(), REGION.to_string()),
+            ("ResetType".to_string(), "timestamp".to_string()),
+            ("Time".to_string(), "-1".to_string()),
+            ("Topic".to_string(), String::new()),
+        ])
+    );
+    let raw = entry.raw.unwrap();
+    assert!(
+        raw.path_and_query.contains("&Topic=&"),
+        "the empty Topic is sent and signed: {}",
+        raw.path_and_query.split("&Signature=").next().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn reset_to_earliest_for_one_topic_leaves_the_others() {
+    let h = start(settings(), &spec(1, 3)).await;
+    let (inst, group) = (instance(1), group_name(3));
+    let before = committed(&h, &group);
+    let (topic, other) = (before[0].0.clone(), before[1].clone());
+    h.provider()
+        .reset_offsets(
+            &inst,
+            &group,
+            &reset(ResetScope::Topic(topic.clone()), ResetTarget::Earliest),
+            h.deadline(),
+        )
+        .await
+        .unwrap();
+    let after = committed(&h, &group);
+    let earliest: Vec<Option<i64>> = partitions_of(&h, &topic)
+        .iter()
+        .map(|sp| Some(sp.earliest))
+        .collect();
+    assert_eq!(after[0], (topic.clone(), earliest));
+    assert_eq!(after[1], other);
+    let params = last_update(&h).params;
+    assert_eq!(params["Topic"], topic);
+    assert_eq!(params["ResetType"], "timestamp");
+    assert_eq!(params["Time"], "-2");
+}
+
+#[tokio::test]
+async fn reset_to_a_timestamp() {
+    let h = start(settings(), &spec(1, 3)).await;
+    let (inst, group) = (instance(1), group_name(3));
+    let topic = committed(&h, &group)[1].0.clone();
+    let now = h.now_ms();
+    let at = now - 90_000;
+    h.provider()
+        .reset_offsets(
+            &inst,
+            &group,
+            &reset(ResetScope::Topic(topic.clone()), ResetTarget::Timestamp(at)),
+            h.deadline(),
+        )
+        .await
+        .unwrap();
+    let expected: Vec<Option<i64>> = partitions_of(&h, &topic)
+        .iter()
+        .map(|sp| Some(sp.offset_for_time(at, now)))
+        .collect();
+    let got = committed(&h, &group)
+        .into_iter()
+        .find(|(t, _)| *t == topic)
+        .unwrap()
+        .1;
+    assert_eq!(got, expected);
+    assert_eq!(last_update(&h).params["Time"], at.to_string());
+}
+
+#[tokio::test]
+async fn reset_to_explicit_offsets_sends_one_compact_json_string() {
+    let h = start(settings(), &spec(1, 3)).await;
+    let (inst, group) = (instance(1), group_name(3));
+    let topic = committed(&h, &group)[0].0.clone();
+    let parts = partitions_of(&h, &topic);
+    let now = h.now_ms();
+    let targets = vec![(0, parts[0].earliest + 5), (2, parts[2].log_end(now) - 1)];
+    h.provider()
+        .reset_offsets(
+            &inst,
+            &group,
+            &reset(
+                ResetScope::Topic(topic.clone()),
+                ResetTarget::Offsets(targets.clone()),
+            ),
+            h.deadline(),
+        )
+        .await
+        .unwrap();
+    let got = committed(&h, &group)[0].1.clone();
+    assert_eq!(got[0], Some(targets[0].1));
+    assert_eq!(got[2], Some(targets[1].1));
+    let params = last_update(&h).params;
+    assert_eq!(params["ResetType"], "offset");
+    assert_eq!(
+        params["Offsets"],
+        format!(
+            r#"[{{"Partition":0,"Offset":{}}},{{"Partition":2,"Offset":{}}}]"#,
+            targets[0].1, targets[1].1
+        )
+    );
+    assert!(!params.contains_key("Time"));
+}
+
+#[tokio::test]
+async fn unsupported_resets_are_refused_without_a_request() {
+    let h = start(settings(), &spec(1, 3)).await;
+    let p = h.provider();
+    let (inst, group) = (instance(1), group_name(3));
+    assert!(!p.supports_reset(&ResetTarget::ShiftBy(-100)));
+    for target in [
+        ResetTarget::Latest,
+        ResetTarget::Earliest,
+        ResetTarget::Timestamp(1),
+        ResetTarget::Offsets(vec![(0, 1)]),
+    ] {
+        assert!(p.supports_reset(&target), "{target:?}");
+    }
+    for request in [
+        reset(
+            ResetScope::Topic("topic-0001".into()),
+            ResetTarget::ShiftBy(-100),
+        ),
+        reset(
+            ResetScope::AllTopics(vec!["topic-0001".into()]),
+            ResetTarget::Offsets(vec![(0, 1)]),
+        ),
+    ] {
+        let e = p
+            .reset_offsets(&inst, &group, &request, h.deadline())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ApiError, "{request:?}");
+        assert!(!e.retryable);
+    }
+    assert_eq!(h.count("UpdateConsumerOffset", None), 0);
+    assert!(h.observer.events().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn reset_of_an_active_group_is_refused_and_changes_nothing() {
+    let h = start(settings(), &spec(1, 1)).await;
+    let (inst, group) = (instance(1), group_name(1));
+    let before = committed(&h, &group);
+    let e = h
+        .provider()
+        .reset_offsets(
+            &inst,
+            &group,
+            &reset(ResetScope::AllTopics(vec![]), ResetTarget::Earliest),
+            h.deadline(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ApiError);
+    assert_eq!(e.http_status, Some(200), "a business failure");
+    assert!(e.message.contains("Group is active"), "{e}");
+    assert!(!e.retryable);
+    assert_eq!(committed(&h, &group), before);
+    assert_eq!(last_update(&h).outcome, "400");
+}
+
+#[tokio::test]
+async fn resets_are_sent_once_even_when_retryable() {
+    let h = start(settings(), &spec(1, 3)).await;
+    h.inject(FaultRule::times(Fault::ServerError, 1).action("UpdateConsumerOffset"));
+    let e = h
+        .provider()
+        .reset_offsets(
+            &instance(1),
+            &group_name(3),
+            &reset(ResetScope::AllTopics(vec![]), ResetTarget::Latest),
+            h.deadline(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.retryable);
+    assert_eq!(h.count("UpdateConsumerOffset", None), 1);
+    assert_eq!(h.observer.count("retry UpdateConsumerOffset"), 0);
+}
+
+#[tokio::test]
+async fn unreadable_credentials_send_nothing() {
+    let h = start(settings(), &spec(1, 1)).await;
+    let p = h.client_with_sources(
+        SignatureVersion::V2,
+        Duration::from_secs(10),
+        RetryPolicy::default(),
+        CredentialSources {
+            id: Source::Env("KCLE_TEST_ALIBABA_SURELY_UNSET_ID".into()),
+            secret: Source::Env("KCLE_TEST_ALIBABA_SURELY_UNSET_SECRET".into()),
+            token: vec![],
+        },
+    );
+    let e = p
+        .group_progress(&instance(1), &group_name(1), h.deadline())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Credentials);
+    assert!(
+        e.message.contains("KCLE_TEST_ALIBABA_SURELY_UNSET_ID"),
+        "{e}"
+    );
+    assert!(h.log().is_empty());
+}

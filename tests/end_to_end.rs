@@ -165,6 +165,7 @@ async fn golden_exposition() {
         "/tests/fixtures/metrics/expected.prom"
     );
     if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
         std::fs::write(path, &text).unwrap();
     }
     let expected =
@@ -207,7 +208,7 @@ async fn one_failing_group_leaves_the_others_untouched() {
         state.count(
             Cloud::Tencent,
             "DescribeGroupOffsets",
-            Some("InvalidParameter")
+            Some("fault:api_error")
         ),
         2
     );

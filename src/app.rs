@@ -188,6 +188,7 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let result = match format {
         LogFormat::Text => builder.try_init(),

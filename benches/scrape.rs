@@ -15,6 +15,7 @@ use kafka_cloud_lag_exporter::metrics::Metrics;
 use kafka_cloud_lag_exporter::model::{
     Cloud, GroupProgress, GroupTarget, InstanceRef, PartitionProgress, TopicProgress,
 };
+use kafka_cloud_lag_exporter::scheduler::Status;
 use kafka_cloud_lag_exporter::store::Store;
 
 struct Counting;
@@ -58,6 +59,7 @@ fn store(groups: usize, at: SystemTime) -> Store {
         });
     }
     store.set_targets(&targets);
+    store.set_stale_after(Duration::from_secs(90));
     for (g, t) in targets.iter().enumerate() {
         let progress = GroupProgress {
             topics: (0..10)
@@ -106,14 +108,14 @@ fn main() {
         for _ in 0..15 {
             let before = ALLOCS.load(Ordering::Relaxed);
             let start = Instant::now();
-            let body = metrics.render(&s, now, Duration::from_secs(90));
+            let body = metrics.render(&s, &Status::default(), now);
             times.push(start.elapsed());
             allocs = ALLOCS.load(Ordering::Relaxed) - before;
             size = body.len();
             std::hint::black_box(body);
         }
         times.sort();
-        let body = metrics.render(&s, now, Duration::from_secs(90));
+        let body = metrics.render(&s, &Status::default(), now);
         let start = Instant::now();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&body).unwrap();

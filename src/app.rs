@@ -1,10 +1,11 @@
 //! Wiring: turns a configuration into a running exporter (providers, scheduler, store,
 //! metrics, server) and implements the subcommands. `main.rs` only calls [`run`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -13,8 +14,10 @@ use crate::cli::{Cli, Command, LogFormat, LogLevel};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Account, Config, ConfigError};
 use crate::credentials::{CredentialProvider, CredentialSources};
+use crate::discovery::Rules;
 use crate::metrics::Metrics;
-use crate::model::{Cloud, GroupTarget, InstanceRef};
+use crate::model::{GroupTarget, InstanceRef};
+use crate::providers::budget::Budget;
 use crate::providers::{self, AccountSpec, ProviderDeps, call::RetryPolicy};
 use crate::scheduler::{AccountRuntime, Plan, Scheduler, Settings};
 use crate::server::{self, ServerState};
@@ -28,122 +31,268 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Chooses each account's credential sources (the config's, or fixed ones in the demo).
 pub type CredentialResolver = dyn Fn(&Account) -> CredentialSources + Send + Sync;
 
-/// The poll action of each cloud, whose error series are created at zero at start.
-fn poll_action(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Alibaba => "GetConsumerProgress",
-        Cloud::Tencent => "DescribeGroupOffsets",
-    }
-}
-
 /// A configured exporter: everything but the listening socket.
 pub struct Exporter {
-    pub config: Config,
+    config: RwLock<Config>,
     pub clock: SharedClock,
     pub store: Arc<Store>,
     pub metrics: Metrics,
     pub scheduler: Arc<Scheduler>,
+    http: reqwest::Client,
+    credentials: Arc<CredentialResolver>,
+    /// Where reloads read the configuration from (`None`: reloads are refused).
+    config_path: Option<PathBuf>,
+    reloading: Mutex<()>,
 }
 
 impl Exporter {
     /// Builds providers and the scheduler for `config`.
-    pub fn new(config: Config, clock: SharedClock, credentials: &CredentialResolver) -> Exporter {
+    pub fn new(
+        config: Config,
+        clock: SharedClock,
+        credentials: Arc<CredentialResolver>,
+        config_path: Option<PathBuf>,
+    ) -> Arc<Exporter> {
         let metrics = Metrics::new();
-        let deps = ProviderDeps {
-            http: providers::http::client(),
-            clock: clock.clone(),
-            observer: metrics.exporter.clone(),
-            request_timeout: config.request_timeout,
-            retry: RetryPolicy::default(),
-        };
-        let plan = build_plan(&config, &deps, credentials);
-        for account in &config.accounts {
-            metrics
-                .exporter
-                .init_actions(account.cloud, &[poll_action(account.cloud)]);
-        }
+        let http = providers::http::client();
         let store = Arc::new(Store::new());
-        let settings = Settings {
-            poll_interval: config.poll_interval,
-            poll_timeout: config.request_timeout,
-        };
+        store.set_stale_after(config.stale_after());
+        let plan = build_plan(&config, &http, &clock, &metrics, &*credentials);
         let scheduler = Scheduler::new(
             clock.clone(),
             store.clone(),
             metrics.exporter.clone(),
-            settings,
+            settings(&config),
             plan,
         );
-        Exporter {
-            config,
+        metrics.exporter.config_last_reload_successful.set(1);
+        metrics
+            .exporter
+            .config_last_reload_success_timestamp_seconds
+            .set(crate::clock::unix_seconds_f64(clock.now()));
+        Arc::new(Exporter {
+            config: RwLock::new(config),
             clock,
             store,
             metrics,
             scheduler,
-        }
+            http,
+            credentials,
+            config_path,
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Config {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The current exposition.
     pub fn render(&self) -> Vec<u8> {
         self.metrics
-            .render(&self.store, self.clock.now(), self.config.stale_after())
+            .render(&self.store, &self.scheduler.status(), self.clock.now())
+    }
+
+    /// Puts a new configuration in force: new providers, budgets and targets. Groups
+    /// that stay keep their data; groups that go lose their series at once.
+    pub fn apply(&self, config: Config) {
+        let plan = build_plan(
+            &config,
+            &self.http,
+            &self.clock,
+            &self.metrics,
+            &*self.credentials,
+        );
+        self.store.set_stale_after(config.stale_after());
+        self.scheduler.set_plan(plan, settings(&config));
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    /// Re-reads the configuration file; on any error keeps the running configuration.
+    pub fn reload(&self) -> Result<(), String> {
+        let _serial = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(path) = &self.config_path else {
+            return Err("this exporter was not started from a configuration file".into());
+        };
+        let gauges = &self.metrics.exporter;
+        match load_config(path, true) {
+            Ok(config) => {
+                let old = self.config();
+                if config.listen != old.listen {
+                    tracing::warn!(old = %old.listen, new = %config.listen, "listen changed; a restart is needed to apply it");
+                }
+                let (accounts, groups) = (config.accounts.len(), config.group_count());
+                self.apply(config);
+                gauges.config_last_reload_successful.set(1);
+                gauges
+                    .config_last_reload_success_timestamp_seconds
+                    .set(crate::clock::unix_seconds_f64(self.clock.now()));
+                tracing::info!(config = %path.display(), accounts, groups, "configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                gauges.config_last_reload_successful.set(0);
+                tracing::error!(error = %e, "configuration reload rejected; the running configuration stays in force");
+                Err(e.to_string())
+            }
+        }
     }
 
     /// What the HTTP handlers need.
-    pub fn server_state(&self, telemetry_path: &str) -> Arc<ServerState> {
+    pub fn server_state(self: &Arc<Self>, telemetry_path: &str) -> Arc<ServerState> {
         Arc::new(ServerState {
-            store: self.store.clone(),
-            metrics: self.metrics.clone(),
-            clock: self.clock.clone(),
+            backend: self.clone(),
             telemetry_path: telemetry_path.to_string(),
-            stale_after: self.config.stale_after(),
         })
     }
 
-    /// Polls and serves until `shutdown` turns true.
+    /// Polls and serves until `shutdown` turns true; SIGHUP reloads the configuration.
     pub async fn run(
-        self,
+        self: Arc<Self>,
         listener: TcpListener,
         telemetry_path: &str,
         shutdown: watch::Receiver<bool>,
     ) {
         let state = self.server_state(telemetry_path);
+        let hup = tokio::spawn(reload_on_sighup(self.clone(), shutdown.clone()));
         let scheduler = self.scheduler.clone().run(shutdown.clone());
         let server = server::serve(listener, state, shutdown);
         tokio::join!(scheduler, server);
+        hup.abort();
     }
 }
 
-/// Turns the configured accounts, instances and groups into a polling plan.
-pub fn build_plan(config: &Config, deps: &ProviderDeps, credentials: &CredentialResolver) -> Plan {
+impl server::Backend for Exporter {
+    fn render(&self) -> Vec<u8> {
+        Exporter::render(self)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.store.is_ready()
+    }
+
+    fn group_count(&self) -> usize {
+        self.store.len()
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        Exporter::reload(self)
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(exporter: Arc<Exporter>, mut shutdown: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload instead");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received; reloading the configuration");
+                let e = exporter.clone();
+                // Reading files and building clients is blocking work.
+                let _ = tokio::task::spawn_blocking(move || e.reload()).await;
+            }
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_: Arc<Exporter>, _: watch::Receiver<bool>) {}
+
+fn settings(config: &Config) -> Settings {
+    Settings {
+        poll_interval: config.poll_interval,
+        poll_timeout: config.request_timeout,
+        discovery_interval: config.discovery_interval,
+    }
+}
+
+/// Turns the configured accounts, instances and groups into a polling plan: one
+/// provider per (account, region), sharing the account's budget and concurrency.
+pub fn build_plan(
+    config: &Config,
+    http: &reqwest::Client,
+    clock: &SharedClock,
+    metrics: &Metrics,
+    credentials: &CredentialResolver,
+) -> Plan {
     let mut plan = Plan::default();
     for account in &config.accounts {
-        let mut spec = AccountSpec::from_config(account);
-        spec.credentials = CredentialProvider::new(credentials(account));
-        let name = spec.name.clone();
-        let region = spec.region.clone();
-        let provider = providers::build(spec, deps);
+        let name: Arc<str> = account.name.as_str().into();
+        let rates: HashMap<String, f64> = providers::budget::default_rate_limits(account.cloud)
+            .iter()
+            .map(|(a, _)| (a.to_string(), account.rate_limit(a)))
+            .collect();
+        let budget = Arc::new(Budget::new(
+            rates,
+            crate::config::ALIBABA_DEFAULT_RATE_LIMIT,
+        ));
+        let deps = ProviderDeps {
+            http: http.clone(),
+            clock: clock.clone(),
+            observer: metrics.exporter.clone(),
+            request_timeout: config.request_timeout,
+            retry: RetryPolicy::default(),
+            budget: budget.clone(),
+        };
+        let sources = credentials(account);
+        let mut regions = HashMap::new();
+        for region in account.regions() {
+            let mut spec = AccountSpec::from_config(account, region);
+            spec.credentials = CredentialProvider::new(sources.clone());
+            regions.insert(Arc::<str>::from(region), providers::build(spec, &deps));
+        }
+        let iref = |instance: &crate::config::Instance| {
+            Arc::new(InstanceRef {
+                cloud: account.cloud,
+                account: name.clone(),
+                region: account.instance_region(instance).into(),
+                instance_id: instance.id.as_str().into(),
+            })
+        };
+        let mut rules = Rules {
+            instances: account.discover_instances.clone(),
+            regions: account.regions().into_iter().map(Arc::from).collect(),
+            ..Rules::default()
+        };
+        for instance in &account.instances {
+            let instance_ref = iref(instance);
+            rules.listed.push(instance_ref.instance_id.clone());
+            match &instance.discover_groups {
+                Some(filter) => rules.groups.push((instance_ref, filter.clone())),
+                None => {
+                    for group in &instance.groups {
+                        plan.listed.push(GroupTarget {
+                            instance: instance_ref.clone(),
+                            group: group.as_str().into(),
+                        });
+                    }
+                }
+            }
+        }
+        metrics
+            .exporter
+            .init_actions(account.cloud, &[providers::poll_action(account.cloud)]);
+        metrics.exporter.init_account(account.cloud, &account.name);
         plan.accounts.insert(
             name.clone(),
             AccountRuntime {
-                provider,
+                name,
+                cloud: account.cloud,
+                providers: regions,
                 permits: Arc::new(Semaphore::new(account.max_concurrency)),
+                budget,
+                discovery: rules,
             },
         );
-        for instance in &account.instances {
-            let iref = Arc::new(InstanceRef {
-                cloud: account.cloud,
-                account: name.clone(),
-                region: region.clone(),
-                instance_id: instance.id.as_str().into(),
-            });
-            for group in &instance.groups {
-                plan.targets.push(GroupTarget {
-                    instance: iref.clone(),
-                    group: group.as_str().into(),
-                });
-            }
-        }
     }
     plan
 }
@@ -301,7 +450,12 @@ async fn daemon(cli: &Cli) -> ExitCode {
         groups = config.group_count(),
         "starting kafka-cloud-lag-exporter"
     );
-    let exporter = Exporter::new(config, Arc::new(SystemClock), &configured_credentials);
+    let exporter = Exporter::new(
+        config,
+        Arc::new(SystemClock),
+        Arc::new(configured_credentials),
+        Some(path.clone()),
+    );
     let shutdown = crate::shutdown::on_signal();
     exporter.run(listener, &cli.telemetry_path, shutdown).await;
     tracing::info!("stopped");
@@ -317,7 +471,12 @@ async fn once(cli: &Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
-    let exporter = Exporter::new(config, Arc::new(SystemClock), &configured_credentials);
+    let exporter = Exporter::new(
+        config,
+        Arc::new(SystemClock),
+        Arc::new(configured_credentials),
+        None,
+    );
     let report = exporter.scheduler.poll_all_once().await;
     let body = exporter.render();
     use std::io::Write;

@@ -44,6 +44,7 @@ impl Clock for SystemClock {
 #[derive(Debug)]
 pub struct ManualClock {
     now: Mutex<SystemTime>,
+    frozen: std::sync::atomic::AtomicBool,
 }
 
 impl ManualClock {
@@ -51,6 +52,7 @@ impl ManualClock {
     pub fn new(start: SystemTime) -> Arc<Self> {
         Arc::new(Self {
             now: Mutex::new(start),
+            frozen: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -65,6 +67,13 @@ impl ManualClock {
         *now += by;
     }
 
+    /// While frozen, sleeps return at once without moving the time (for tests that
+    /// need every request to see the same instant).
+    pub fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Sets the time, forward or backward.
     pub fn set(&self, to: SystemTime) {
         *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to;
@@ -77,7 +86,9 @@ impl Clock for ManualClock {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        self.advance(duration);
+        if !self.frozen.load(std::sync::atomic::Ordering::Relaxed) {
+            self.advance(duration);
+        }
         Box::pin(tokio::task::yield_now())
     }
 }

@@ -25,6 +25,14 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
 /// Largest accepted `accounts[].max_concurrency`.
 pub const MAX_CONCURRENCY_LIMIT: usize = 64;
+/// Default `discovery_interval`.
+pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(300);
+/// Alibaba's per-action client-side budget when not configured, in requests per second.
+/// Alibaba publishes no limits for these APIs, so the default is conservative.
+pub const ALIBABA_DEFAULT_RATE_LIMIT: f64 = 10.0;
+/// Largest accepted `api_rate_limits` value.
+pub const MAX_RATE_LIMIT: f64 = 1000.0;
+
 /// Shortest accepted `poll_interval`.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -45,19 +53,27 @@ pub struct Config {
     /// default 3 × `poll_interval`.
     #[serde(default, with = "optional_duration")]
     pub stale_after: Option<Duration>,
+    /// How often discovered instances and groups are listed again.
+    #[serde(default = "default_discovery_interval", with = "duration")]
+    pub discovery_interval: Duration,
     /// The cloud accounts to poll.
     pub accounts: Vec<Account>,
 }
 
-/// One cloud account (one key pair) in one region.
+/// One cloud account (one key pair), in one or more regions.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// Unique name, used in logs and in `kafka_cloud_lag_exporter_instance_info`.
     pub name: String,
     pub cloud: Cloud,
-    /// Region id, e.g. `cn-hangzhou` (Alibaba) or `ap-guangzhou` (Tencent).
-    pub region: String,
+    /// Region id, e.g. `cn-hangzhou` (Alibaba) or `ap-guangzhou` (Tencent). Exactly one
+    /// of `region` and `regions` is set.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Several regions covered by the same key pair (for instance discovery).
+    #[serde(default)]
+    pub regions: Vec<String>,
     /// Base URL of the management API; `{region}` is replaced by the region.
     /// Default: `https://alikafka.{region}.aliyuncs.com` or `https://ckafka.tencentcloudapi.com`.
     #[serde(default)]
@@ -71,7 +87,98 @@ pub struct Account {
     /// Most requests in flight at once for this account.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// Client-side budget in requests per second per API action, overriding the defaults
+    /// (Tencent: the documented limits; Alibaba: [`ALIBABA_DEFAULT_RATE_LIMIT`]).
+    #[serde(default)]
+    pub api_rate_limits: BTreeMap<String, f64>,
+    /// Discover the account's running instances in its regions.
+    #[serde(default)]
+    pub discover_instances: Option<InstanceDiscovery>,
+    /// Instances listed explicitly.
+    #[serde(default)]
     pub instances: Vec<Instance>,
+}
+
+/// Instance discovery: which discovered instances to poll and which of their groups.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceDiscovery {
+    /// Keep instances whose id or name matches one of these (all when empty).
+    #[serde(default)]
+    pub include: Vec<Pattern>,
+    /// Drop instances whose id or name matches one of these.
+    #[serde(default)]
+    pub exclude: Vec<Pattern>,
+    /// Which groups of the discovered instances to poll.
+    #[serde(default)]
+    pub groups: NameFilter,
+}
+
+/// Include and exclude patterns over names. A name is kept when it matches an `include`
+/// pattern (or `include` is empty) and no `exclude` pattern. Patterns are regular
+/// expressions that must match the whole name, as in Prometheus relabelling.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameFilter {
+    #[serde(default)]
+    pub include: Vec<Pattern>,
+    #[serde(default)]
+    pub exclude: Vec<Pattern>,
+}
+
+impl NameFilter {
+    /// Whether `name` passes the filter.
+    pub fn keeps(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|p| p.matches(name)))
+            && !self.exclude.iter().any(|p| p.matches(name))
+    }
+}
+
+impl InstanceDiscovery {
+    /// Whether a discovered instance passes the filter (by id or by name).
+    pub fn keeps(&self, id: &str, name: &str) -> bool {
+        let any = |ps: &[Pattern]| ps.iter().any(|p| p.matches(id) || p.matches(name));
+        (self.include.is_empty() || any(&self.include)) && !any(&self.exclude)
+    }
+}
+
+/// A regular expression anchored at both ends.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    source: String,
+    regex: regex::Regex,
+}
+
+impl Pattern {
+    pub fn new(source: &str) -> Result<Self, regex::Error> {
+        Ok(Pattern {
+            source: source.to_string(),
+            regex: regex::Regex::new(&format!("^(?:{source})$"))?,
+        })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.regex.is_match(name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Pattern::new(&s).map_err(|e| {
+            serde::de::Error::custom(format!("{s:?} is not a valid regular expression: {e}"))
+        })
+    }
 }
 
 /// Alibaba request signature versions.
@@ -98,12 +205,19 @@ pub struct CredentialsConfig {
     pub token_file: Option<PathBuf>,
 }
 
-/// One Kafka instance and the consumer groups to poll on it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// One Kafka instance and the consumer groups to poll on it: listed (`groups`) or
+/// discovered (`discover_groups`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Instance {
     pub id: String,
+    /// The instance's region; required when the account has several `regions`.
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
     pub groups: Vec<String>,
+    #[serde(default)]
+    pub discover_groups: Option<NameFilter>,
 }
 
 fn default_listen() -> String {
@@ -114,6 +228,9 @@ fn default_poll_interval() -> Duration {
 }
 fn default_request_timeout() -> Duration {
     DEFAULT_REQUEST_TIMEOUT
+}
+fn default_discovery_interval() -> Duration {
+    DEFAULT_DISCOVERY_INTERVAL
 }
 fn default_max_concurrency() -> usize {
     DEFAULT_MAX_CONCURRENCY
@@ -222,6 +339,16 @@ impl Config {
                 ),
             ));
         }
+        if self.discovery_interval < MIN_POLL_INTERVAL {
+            return Err(invalid(
+                "discovery_interval".into(),
+                format!(
+                    "{} is too short; the minimum is {}",
+                    fmt_duration(self.discovery_interval),
+                    fmt_duration(MIN_POLL_INTERVAL)
+                ),
+            ));
+        }
         if self.accounts.is_empty() {
             return Err(invalid(
                 "accounts".into(),
@@ -250,14 +377,62 @@ impl Config {
                     ),
                 ));
             }
-            if !is_region_id(&account.region) {
-                return Err(invalid(
-                    at("region"),
-                    format!(
-                        "{:?} is not a region id; expected lowercase letters, digits and '-', e.g. \"cn-hangzhou\" or \"ap-guangzhou\"",
-                        account.region
-                    ),
-                ));
+            let regions: Vec<&str> = match (&account.region, account.regions.is_empty()) {
+                (Some(_), false) => {
+                    return Err(invalid(
+                        at("regions"),
+                        "set either region or regions, not both".into(),
+                    ));
+                }
+                (None, true) => {
+                    return Err(invalid(
+                        at("region"),
+                        "missing; set region (or regions for several)".into(),
+                    ));
+                }
+                (Some(r), true) => vec![r.as_str()],
+                (None, false) => account.regions.iter().map(String::as_str).collect(),
+            };
+            for (ri, region) in regions.iter().enumerate() {
+                let field = if account.region.is_some() {
+                    at("region")
+                } else {
+                    at(&format!("regions[{ri}]"))
+                };
+                if !is_region_id(region) {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "{region:?} is not a region id; expected lowercase letters, digits and '-', e.g. \"cn-hangzhou\" or \"ap-guangzhou\""
+                        ),
+                    ));
+                }
+                if regions[..ri].contains(region) {
+                    return Err(invalid(field, format!("{region:?} is listed twice")));
+                }
+            }
+            let known = crate::providers::budget::default_rate_limits(account.cloud);
+            for (action, rate) in &account.api_rate_limits {
+                let field = at(&format!("api_rate_limits.{action}"));
+                if !known.iter().any(|(a, _)| a == action) {
+                    let allowed: Vec<&str> = known.iter().map(|(a, _)| *a).collect();
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "{action:?} is not a {} API action this exporter calls; allowed: {}",
+                            account.cloud,
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+                if !rate.is_finite() || *rate <= 0.0 || *rate > MAX_RATE_LIMIT {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "{rate} is out of range; allowed more than 0 up to {MAX_RATE_LIMIT} requests per second"
+                        ),
+                    ));
+                }
             }
             if let Some(endpoint) = &account.endpoint {
                 check_endpoint(endpoint).map_err(|m| invalid(at("endpoint"), m))?;
@@ -282,10 +457,10 @@ impl Config {
                     .sources(account.cloud)
                     .map_err(|(field, m)| invalid(at(&format!("credentials.{field}")), m))?;
             }
-            if account.instances.is_empty() {
+            if account.instances.is_empty() && account.discover_instances.is_none() {
                 return Err(invalid(
                     at("instances"),
-                    "at least one instance is required".into(),
+                    "at least one instance is required (or discover_instances)".into(),
                 ));
             }
             for (ii, instance) in account.instances.iter().enumerate() {
@@ -304,11 +479,41 @@ impl Config {
                         ),
                     ));
                 }
-                if instance.groups.is_empty() {
-                    return Err(invalid(
-                        at("groups"),
-                        "at least one consumer group is required".into(),
-                    ));
+                match &instance.region {
+                    Some(r) if !regions.contains(&r.as_str()) => {
+                        return Err(invalid(
+                            at("region"),
+                            format!(
+                                "{r:?} is not one of the account's regions; allowed: {}",
+                                regions.join(", ")
+                            ),
+                        ));
+                    }
+                    None if regions.len() > 1 => {
+                        return Err(invalid(
+                            at("region"),
+                            format!(
+                                "missing; the account has several regions ({}), so each listed instance names its own",
+                                regions.join(", ")
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+                match (instance.groups.is_empty(), &instance.discover_groups) {
+                    (true, None) => {
+                        return Err(invalid(
+                            at("groups"),
+                            "at least one consumer group is required (or discover_groups)".into(),
+                        ));
+                    }
+                    (false, Some(_)) => {
+                        return Err(invalid(
+                            at("discover_groups"),
+                            "set either groups or discover_groups, not both".into(),
+                        ));
+                    }
+                    _ => {}
                 }
                 let mut groups = HashSet::new();
                 for (gi, group) in instance.groups.iter().enumerate() {
@@ -349,13 +554,21 @@ impl Config {
         self.stale_after.unwrap_or(self.poll_interval * 3)
     }
 
-    /// Every (account, instance, group) in file order.
+    /// Consumer groups listed explicitly (discovered ones not counted).
     pub fn group_count(&self) -> usize {
         self.accounts
             .iter()
             .flat_map(|a| &a.instances)
             .map(|i| i.groups.len())
             .sum()
+    }
+
+    /// Whether any account or instance discovers what it polls.
+    pub fn uses_discovery(&self) -> bool {
+        self.accounts.iter().any(|a| {
+            a.discover_instances.is_some()
+                || a.instances.iter().any(|i| i.discover_groups.is_some())
+        })
     }
 }
 
@@ -370,8 +583,26 @@ impl Account {
         }
     }
 
-    /// The endpoint base URL with `{region}` substituted, or the cloud's default.
-    pub fn endpoint_url(&self) -> String {
+    /// The regions this account covers.
+    pub fn regions(&self) -> Vec<&str> {
+        match &self.region {
+            Some(r) => vec![r.as_str()],
+            None => self.regions.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// The region of a listed instance: its own, or the account's single region.
+    pub fn instance_region<'a>(&'a self, instance: &'a Instance) -> &'a str {
+        instance
+            .region
+            .as_deref()
+            .or(self.region.as_deref())
+            .or(self.regions.first().map(String::as_str))
+            .unwrap_or_default()
+    }
+
+    /// The endpoint base URL for `region` with `{region}` substituted, or the cloud's default.
+    pub fn endpoint_url(&self, region: &str) -> String {
         let template = match &self.endpoint {
             Some(e) => e.clone(),
             None => match self.cloud {
@@ -380,9 +611,22 @@ impl Account {
             },
         };
         template
-            .replace("{region}", &self.region)
+            .replace("{region}", region)
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The client-side budget of `action` in requests per second.
+    pub fn rate_limit(&self, action: &str) -> f64 {
+        self.api_rate_limits
+            .get(action)
+            .copied()
+            .unwrap_or_else(|| {
+                crate::providers::budget::default_rate_limits(self.cloud)
+                    .iter()
+                    .find(|(a, _)| *a == action)
+                    .map_or(ALIBABA_DEFAULT_RATE_LIMIT, |(_, r)| *r)
+            })
     }
 }
 
@@ -567,11 +811,11 @@ accounts:
         assert_eq!(c.stale_after(), Duration::from_secs(90));
         assert_eq!(c.accounts[0].max_concurrency, DEFAULT_MAX_CONCURRENCY);
         assert_eq!(
-            c.accounts[0].endpoint_url(),
+            c.accounts[0].endpoint_url("cn-hangzhou"),
             "https://alikafka.cn-hangzhou.aliyuncs.com"
         );
         assert_eq!(
-            c.accounts[1].endpoint_url(),
+            c.accounts[1].endpoint_url("ap-guangzhou"),
             "https://ckafka.tencentcloudapi.com"
         );
         assert_eq!(c.group_count(), 3);

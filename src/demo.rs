@@ -64,7 +64,9 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
             .filter(|i| i.cloud == cloud)
             .map(|i| Instance {
                 id: i.id.clone(),
+                region: None,
                 groups: i.groups.keys().cloned().collect(),
+                discover_groups: None,
             })
             .collect();
         let Some(region) = world
@@ -78,11 +80,14 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
         accounts.push(Account {
             name: account_name(cloud).to_string(),
             cloud,
-            region,
+            region: Some(region),
+            regions: Vec::new(),
             endpoint: Some(sim.endpoint(cloud)),
             credentials: None,
             signature_version: None,
             max_concurrency: crate::config::DEFAULT_MAX_CONCURRENCY,
+            api_rate_limits: Default::default(),
+            discover_instances: None,
             instances,
         });
     }
@@ -93,6 +98,7 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
         poll_interval,
         request_timeout,
         stale_after: None,
+        discovery_interval: crate::config::DEFAULT_DISCOVERY_INTERVAL,
         accounts,
     }
 }
@@ -189,8 +195,7 @@ pub async fn run_demo(cli: &Cli, args: &DemoArgs) -> ExitCode {
         }
     };
     let local = listener.local_addr().unwrap_or(addr);
-    let resolver = env.resolver();
-    let exporter = Exporter::new(env.config.clone(), clock, &resolver);
+    let exporter = Exporter::new(env.config.clone(), clock, Arc::new(env.resolver()), None);
     println!(
         "kafka-cloud-lag-exporter demo: {} consumer groups on simulated Alibaba ({}) and Tencent ({}), polled every {}, {:.0}% of API calls failing on purpose.",
         env.config.group_count(),
@@ -324,7 +329,7 @@ fn write_config(
             "  - name: {}\n    cloud: {}\n    region: {}\n    endpoint: {}\n    credentials:\n      id_file: {}\n      secret_file: {}\n    instances:\n",
             account.name,
             account.cloud,
-            account.region,
+            account.regions().join(","),
             account.endpoint.as_deref().unwrap_or_default(),
             id_file.display(),
             secret_file.display()

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod discovery;
 pub mod metrics;
 pub mod model;
 pub mod providers;

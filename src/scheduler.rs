@@ -1,54 +1,69 @@
-//! The only timer: polls every consumer group once per `poll_interval` and publishes
-//! each result into the store.
+//! The only timer: polls every consumer group once per `poll_interval`, refreshes
+//! discovery every `discovery_interval`, and publishes results into the store.
 //!
-//! The first round starts at once (bounded by each account's concurrency); later rounds
-//! spread the groups evenly across the interval so requests never burst at its start.
-//! A group whose previous poll is still running is skipped for that round. Each poll has
-//! a deadline of `request_timeout`, pages and retries included. Failures are logged once
-//! per distinct error and summarised while they repeat.
+//! The first round starts at once (paced by each account's budget and concurrency);
+//! later rounds spread the groups evenly across the interval, so requests never burst at
+//! its start. A group whose previous poll is still running is skipped for that round.
+//! Each poll has a deadline of `poll_timeout`, pages and retries included. When a round
+//! cannot fit its interval under an account's budget, a warning says which interval would.
+//! Failures are logged once per distinct error and summarised while they repeat.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::SharedClock;
+use crate::discovery::{self, Discovered, Rules};
 use crate::metrics::ExporterMetrics;
-use crate::model::{GroupKey, GroupTarget};
-use crate::providers::{ErrorKind, Provider, ProviderError};
+use crate::model::{Cloud, GroupKey, GroupTarget};
+use crate::providers::budget::{Budget, BudgetState};
+use crate::providers::{self, ErrorKind, Provider, ProviderError};
 use crate::store::Store;
 use crate::timelag::Estimator;
-
-/// How often a failure that keeps repeating is logged again.
-const REPEAT_LOG_EVERY: Duration = Duration::from_secs(600);
 
 /// How long in-flight polls may run on after shutdown was requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Timing of the polls.
+/// Identical failures within this window are summarised in one line.
+const SUMMARY_WINDOW: Duration = Duration::from_secs(60);
+
+/// Timing of polls and discovery.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
     pub poll_interval: Duration,
     /// Deadline of one group's poll.
     pub poll_timeout: Duration,
+    pub discovery_interval: Duration,
 }
 
-/// A provider and the concurrency limit of its account.
+/// One account: its providers (one per region), budget, concurrency and discovery rules.
 #[derive(Clone)]
 pub struct AccountRuntime {
-    pub provider: Arc<dyn Provider>,
+    pub name: Arc<str>,
+    pub cloud: Cloud,
+    pub providers: HashMap<Arc<str>, Arc<dyn Provider>>,
     pub permits: Arc<Semaphore>,
+    pub budget: Arc<Budget>,
+    pub discovery: Rules,
 }
 
-/// What to poll and with which account.
+impl AccountRuntime {
+    /// The provider of `region`.
+    pub fn provider(&self, region: &str) -> Option<Arc<dyn Provider>> {
+        self.providers.get(region).cloned()
+    }
+}
+
+/// What to poll: the groups listed in the configuration and the accounts (whose
+/// discovery rules add more).
 #[derive(Clone, Default)]
 pub struct Plan {
-    /// Groups in polling order.
-    pub targets: Vec<GroupTarget>,
-    /// Runtimes by account name.
-    pub accounts: HashMap<Arc<str>, AccountRuntime>,
+    /// Groups listed explicitly, in configuration order.
+    pub listed: Vec<GroupTarget>,
+    pub accounts: BTreeMap<Arc<str>, AccountRuntime>,
 }
 
 /// The outcome of one round of [`Scheduler::poll_all_once`].
@@ -58,11 +73,37 @@ pub struct RoundReport {
     pub failed: Vec<(GroupTarget, ProviderError)>,
 }
 
-struct FailureState {
-    signature: (ErrorKind, Option<String>),
-    count: u64,
-    since: SystemTime,
-    last_logged: SystemTime,
+/// What the scheduler knows that `/metrics` shows: budgets, discovery, round fit.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub accounts: Vec<AccountStatus>,
+}
+
+/// One account's part of [`Status`].
+#[derive(Clone, Debug)]
+pub struct AccountStatus {
+    pub cloud: Cloud,
+    pub name: Arc<str>,
+    pub budgets: Vec<BudgetState>,
+    /// Seconds the account's last round of poll requests needs at the current budget.
+    pub round_budget_seconds: Option<f64>,
+    /// Whether the account discovers instances or groups.
+    pub discovers: bool,
+    pub discovery_last_success: Option<SystemTime>,
+    /// Discovered groups per instance id.
+    pub discovered_groups: Vec<(Arc<str>, usize)>,
+}
+
+/// A group's run of identical failures: kind, code and how many in a row.
+type Failing = (ErrorKind, Option<String>, u64);
+
+/// Identical failures are summarised per account, action, kind and code.
+type SummaryKey = (Arc<str>, &'static str, ErrorKind, Option<String>);
+
+struct Summary {
+    first: SystemTime,
+    repeats: u64,
+    example: String,
 }
 
 /// Polls groups and publishes their progress.
@@ -70,16 +111,25 @@ pub struct Scheduler {
     clock: SharedClock,
     store: Arc<Store>,
     metrics: Arc<ExporterMetrics>,
-    settings: Settings,
+    settings: RwLock<Settings>,
     plan: RwLock<Arc<Plan>>,
+    targets: RwLock<Arc<Vec<GroupTarget>>>,
+    discovered: Mutex<HashMap<Arc<str>, Discovered>>,
+    round_budget: Mutex<HashMap<Arc<str>, f64>>,
+    rediscover: Notify,
     estimator: Mutex<Estimator>,
-    failures: Mutex<HashMap<GroupKey, FailureState>>,
+    failing: Mutex<HashMap<GroupKey, Failing>>,
+    summaries: Mutex<HashMap<SummaryKey, Summary>>,
     in_flight: Mutex<HashSet<GroupKey>>,
     missing: Mutex<HashSet<GroupKey>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T: Clone>(l: &RwLock<T>) -> T {
+    l.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 impl Scheduler {
@@ -90,35 +140,149 @@ impl Scheduler {
         settings: Settings,
         plan: Plan,
     ) -> Arc<Self> {
-        store.set_targets(&plan.targets);
         metrics
             .poll_interval_seconds
             .set(settings.poll_interval.as_secs_f64());
-        Arc::new(Scheduler {
+        let scheduler = Arc::new(Scheduler {
             clock,
             store,
             metrics,
-            settings,
-            plan: RwLock::new(Arc::new(plan)),
+            settings: RwLock::new(settings),
+            plan: RwLock::new(Arc::new(Plan::default())),
+            targets: RwLock::new(Arc::new(Vec::new())),
+            discovered: Mutex::new(HashMap::new()),
+            round_budget: Mutex::new(HashMap::new()),
+            rediscover: Notify::new(),
             estimator: Mutex::new(Estimator::default()),
-            failures: Mutex::new(HashMap::new()),
+            failing: Mutex::new(HashMap::new()),
+            summaries: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             missing: Mutex::new(HashSet::new()),
-        })
+        });
+        scheduler.set_plan(plan, settings);
+        scheduler
     }
 
     /// The current plan.
     pub fn plan(&self) -> Arc<Plan> {
-        self.plan.read().unwrap_or_else(|e| e.into_inner()).clone()
+        read(&self.plan)
     }
 
-    /// Replaces the plan; the store drops groups no longer targeted at once.
-    pub fn set_plan(&self, plan: Plan) {
-        self.store.set_targets(&plan.targets);
-        let keys: HashSet<GroupKey> = plan.targets.iter().map(GroupTarget::key).collect();
-        lock(&self.missing).retain(|k| keys.contains(k));
-        lock(&self.failures).retain(|k, _| keys.contains(k));
+    /// The current settings.
+    pub fn settings(&self) -> Settings {
+        read(&self.settings)
+    }
+
+    /// The groups polled now: listed ones, then discovered ones, without duplicates.
+    pub fn targets(&self) -> Arc<Vec<GroupTarget>> {
+        read(&self.targets)
+    }
+
+    /// Replaces the plan and settings (a reload). Discovered groups of accounts that
+    /// still exist are kept until the next discovery pass, which starts at once.
+    pub fn set_plan(&self, plan: Plan, settings: Settings) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+        self.metrics
+            .poll_interval_seconds
+            .set(settings.poll_interval.as_secs_f64());
+        lock(&self.discovered).retain(|name, _| {
+            plan.accounts
+                .get(name)
+                .is_some_and(|a| !a.discovery.is_empty())
+        });
         *self.plan.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(plan);
+        self.refresh_targets();
+        self.rediscover.notify_one();
+    }
+
+    /// Recomputes the target list from the plan and discovery, and tells the store.
+    fn refresh_targets(&self) {
+        let plan = self.plan();
+        let mut seen = HashSet::new();
+        let mut targets = Vec::new();
+        for t in &plan.listed {
+            if seen.insert(t.key()) {
+                targets.push(t.clone());
+            }
+        }
+        let discovered = lock(&self.discovered);
+        for account in plan.accounts.values() {
+            let Some(d) = discovered.get(&account.name) else {
+                continue;
+            };
+            for (iref, groups) in d.instances.values() {
+                for g in groups {
+                    let t = GroupTarget {
+                        instance: iref.clone(),
+                        group: g.clone(),
+                    };
+                    if seen.insert(t.key()) {
+                        targets.push(t);
+                    }
+                }
+            }
+        }
+        drop(discovered);
+        self.store.set_targets(&targets);
+        let keys: HashSet<GroupKey> = targets.iter().map(GroupTarget::key).collect();
+        lock(&self.missing).retain(|k| keys.contains(k));
+        lock(&self.failing).retain(|k, _| keys.contains(k));
+        *self.targets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(targets);
+    }
+
+    /// Runs one discovery pass over every account that discovers, concurrently.
+    pub async fn discover_all(self: &Arc<Self>) {
+        let plan = self.plan();
+        let mut tasks = JoinSet::new();
+        for account in plan.accounts.values().filter(|a| !a.discovery.is_empty()) {
+            let account = account.clone();
+            let this = self.clone();
+            tasks.spawn(async move { this.discover_account(&account).await });
+        }
+        while tasks.join_next().await.is_some() {}
+        self.refresh_targets();
+    }
+
+    async fn discover_account(&self, account: &AccountRuntime) {
+        let previous = lock(&self.discovered)
+            .get(&account.name)
+            .cloned()
+            .unwrap_or_default();
+        let now = self.clock.now();
+        let settings = self.settings();
+        let provider_for = |region: &str| account.provider(region);
+        let pass = discovery::Pass {
+            cloud: account.cloud,
+            account: account.name.clone(),
+            provider_for: &provider_for,
+            deadline: now + settings.poll_timeout.max(Duration::from_secs(30)),
+            now,
+        };
+        let (next, errors) = discovery::discover(&account.discovery, &previous, &pass).await;
+        for e in &errors {
+            self.metrics
+                .discovery_errors_total
+                .with_label_values(&[account.cloud.as_str(), &account.name])
+                .inc();
+            tracing::warn!(
+                cloud = %account.cloud, account = %account.name,
+                action = e.action.unwrap_or(""), kind = %e.kind,
+                code = e.code.as_deref().unwrap_or(""),
+                request_id = e.request_id.as_deref().unwrap_or(""),
+                error = %e,
+                "discovery failed; keeping what the last successful listing found"
+            );
+        }
+        let before: usize = previous.instances.values().map(|(_, g)| g.len()).sum();
+        let after: usize = next.instances.values().map(|(_, g)| g.len()).sum();
+        if before != after || previous.instances.len() != next.instances.len() {
+            tracing::info!(
+                cloud = %account.cloud, account = %account.name,
+                instances = next.instances.len(), groups = after,
+                "discovery found {after} consumer groups (was {before})"
+            );
+        }
+        lock(&self.discovered).insert(account.name.clone(), next);
     }
 
     /// Polls one group now and publishes the result.
@@ -127,15 +291,20 @@ impl Scheduler {
         target: &GroupTarget,
         account: &AccountRuntime,
     ) -> Result<(), ProviderError> {
+        let Some(provider) = account.provider(&target.instance.region) else {
+            return Err(ProviderError::new(
+                ErrorKind::ApiError,
+                format!("no provider for region {}", target.instance.region),
+            ));
+        };
         let _permit = account
             .permits
             .acquire()
             .await
             .expect("account semaphores are never closed");
         let started = Instant::now();
-        let deadline = self.clock.now() + self.settings.poll_timeout;
-        let result = account
-            .provider
+        let deadline = self.clock.now() + self.settings().poll_timeout;
+        let result = provider
             .group_progress(&target.instance, &target.group, deadline)
             .await;
         let cloud = target.instance.cloud;
@@ -153,83 +322,124 @@ impl Scheduler {
                     &mut progress,
                     at,
                 );
-                if lock(&self.missing).remove(&key) && self.is_targeted(&key) {
+                if lock(&self.missing).remove(&key) {
                     tracing::info!(%target, "consumer group exists again");
-                    self.store.set_targets(&self.plan().targets);
+                    self.store.set_targets(&self.targets());
                 }
                 self.store.record_success(target, progress, at);
-                self.note_success(target);
+                if let Some((_, _, n)) = lock(&self.failing).remove(&key) {
+                    tracing::info!(%target, failures = n, "poll recovered");
+                }
                 Ok(())
             }
-            Err(err) => {
-                if err.kind == ErrorKind::NotFound {
-                    if lock(&self.missing).insert(key.clone()) {
-                        tracing::warn!(%target, error = %err, "consumer group not found; its series are dropped until it reappears");
-                    }
-                    self.store.remove(&key);
-                } else {
-                    self.store.record_failure(target, at);
-                    self.note_failure(target, &err, at);
+            Err(err) if err.kind == ErrorKind::NotFound => {
+                if lock(&self.missing).insert(key.clone()) {
+                    tracing::warn!(%target, error = %err, "consumer group not found; its series are dropped until it reappears");
                 }
+                self.store.remove(&key);
+                Err(err)
+            }
+            Err(err) => {
+                self.store.record_failure(target, at);
+                self.log_failure(target, &err, at);
                 Err(err)
             }
         }
     }
 
-    fn is_targeted(&self, key: &GroupKey) -> bool {
-        self.plan().targets.iter().any(|t| t.key() == *key)
-    }
-
-    fn note_failure(&self, target: &GroupTarget, err: &ProviderError, at: SystemTime) {
+    /// Logs a failed poll: the first of its kind at once, repeats as one summary line
+    /// per [`SUMMARY_WINDOW`], so a cloud-wide outage does not flood the log.
+    fn log_failure(&self, target: &GroupTarget, err: &ProviderError, at: SystemTime) {
         let signature = (err.kind, err.code.clone());
-        let mut failures = lock(&self.failures);
-        match failures.get_mut(&target.key()) {
-            Some(state) if state.signature == signature => {
-                state.count += 1;
-                if at.duration_since(state.last_logged).unwrap_or_default() >= REPEAT_LOG_EVERY {
-                    state.last_logged = at;
-                    let since = jiff::Timestamp::try_from(state.since)
-                        .map(|t| t.to_string())
-                        .unwrap_or_default();
-                    tracing::warn!(%target, error = %err, failures = state.count, %since, "poll still failing");
-                }
+        {
+            let mut failing = lock(&self.failing);
+            let entry = failing
+                .entry(target.key())
+                .or_insert((err.kind, err.code.clone(), 0));
+            entry.2 += 1;
+            if (entry.0, entry.1.clone()) != signature {
+                *entry = (err.kind, err.code.clone(), 1);
             }
-            _ => {
+        }
+        let key = (
+            target.instance.account.clone(),
+            err.action.unwrap_or(""),
+            err.kind,
+            err.code.clone(),
+        );
+        let mut summaries = lock(&self.summaries);
+        if let Some(s) = summaries.get_mut(&key) {
+            if at.duration_since(s.first).unwrap_or_default() < SUMMARY_WINDOW {
+                s.repeats += 1;
+                s.example = format!("{target}: {err}");
+                return;
+            }
+            if s.repeats > 0 {
                 tracing::warn!(
-                    cloud = %target.instance.cloud,
-                    account = %target.instance.account,
-                    instance_id = %target.instance.instance_id,
-                    group = %target.group,
-                    kind = %err.kind,
-                    code = err.code.as_deref().unwrap_or(""),
-                    request_id = err.request_id.as_deref().unwrap_or(""),
-                    error = %err,
-                    "poll failed"
-                );
-                failures.insert(
-                    target.key(),
-                    FailureState {
-                        signature,
-                        count: 1,
-                        since: at,
-                        last_logged: at,
-                    },
+                    cloud = %target.instance.cloud, account = %target.instance.account,
+                    action = key.1, kind = %err.kind, code = err.code.as_deref().unwrap_or(""),
+                    repeats = s.repeats, last = %s.example,
+                    "{} more polls failed the same way in the last {} s",
+                    s.repeats, SUMMARY_WINDOW.as_secs()
                 );
             }
         }
+        summaries.insert(
+            key,
+            Summary {
+                first: at,
+                repeats: 0,
+                example: String::new(),
+            },
+        );
+        tracing::warn!(
+            cloud = %target.instance.cloud,
+            account = %target.instance.account,
+            instance_id = %target.instance.instance_id,
+            group = %target.group,
+            action = err.action.unwrap_or(""),
+            kind = %err.kind,
+            code = err.code.as_deref().unwrap_or(""),
+            request_id = err.request_id.as_deref().unwrap_or(""),
+            error = %err,
+            "poll failed"
+        );
     }
 
-    fn note_success(&self, target: &GroupTarget) {
-        if let Some(state) = lock(&self.failures).remove(&target.key()) {
-            tracing::info!(%target, failures = state.count, "poll recovered");
-        }
+    /// Logs the summaries whose window has passed (so the last repeats of an outage that
+    /// ended are reported too).
+    fn flush_summaries(&self, now: SystemTime) {
+        let mut summaries = lock(&self.summaries);
+        summaries.retain(|(account, action, kind, code), s| {
+            if now.duration_since(s.first).unwrap_or_default() < SUMMARY_WINDOW {
+                return true;
+            }
+            if s.repeats > 0 {
+                tracing::warn!(
+                    account = %account, action, kind = %kind, code = code.as_deref().unwrap_or(""),
+                    repeats = s.repeats, last = %s.example,
+                    "{} more polls failed the same way in the last {} s",
+                    s.repeats, SUMMARY_WINDOW.as_secs()
+                );
+            }
+            false
+        });
     }
 
-    /// Polls every group of the plan once, concurrently within each account's limit.
+    /// Polls every target once, concurrently within each account's limits. Used by
+    /// `once` and tests; also runs discovery first if the plan has any.
     pub async fn poll_all_once(self: &Arc<Self>) -> RoundReport {
+        if self
+            .plan()
+            .accounts
+            .values()
+            .any(|a| !a.discovery.is_empty())
+        {
+            self.discover_all().await;
+        }
         let plan = self.plan();
         let mut tasks = JoinSet::new();
-        for target in plan.targets.iter().cloned() {
+        for target in self.targets().iter().cloned() {
             let Some(account) = plan.accounts.get(&target.instance.account).cloned() else {
                 continue;
             };
@@ -252,22 +462,81 @@ impl Scheduler {
         report
     }
 
+    /// Checks whether each account's next round fits its interval under its budget,
+    /// records the seconds it needs, and warns when it does not fit.
+    fn check_round_budget(&self, plan: &Plan, targets: &[GroupTarget], interval: Duration) {
+        let mut requests: HashMap<&str, f64> = HashMap::new();
+        for t in targets {
+            // Tencent pages 50 topics per request; others answer in one request.
+            let pages = match t.instance.cloud {
+                Cloud::Tencent => self
+                    .store
+                    .get(&t.key())
+                    .and_then(|e| {
+                        e.last_good
+                            .as_ref()
+                            .map(|p| p.progress.topics.len().div_ceil(50).max(1))
+                    })
+                    .unwrap_or(1),
+                Cloud::Alibaba => 1,
+            };
+            *requests.entry(&t.instance.account).or_default() += pages as f64;
+        }
+        let mut budgets = lock(&self.round_budget);
+        for account in plan.accounts.values() {
+            let n = requests.get(&*account.name).copied().unwrap_or(0.0);
+            let action = providers::poll_action(account.cloud);
+            let rate = account.budget.rate(action);
+            let needed = n / rate;
+            let fitted = budgets
+                .get(&account.name)
+                .is_none_or(|s| *s <= interval.as_secs_f64());
+            if needed > interval.as_secs_f64() && fitted {
+                tracing::warn!(
+                    cloud = %account.cloud, account = %account.name, requests = n as u64,
+                    rate, needed_seconds = needed,
+                    "a poll round needs {n:.0} {action} requests, which take at least {needed:.1} s at the budget of {rate:.1}/s: more than poll_interval ({:.0} s); set poll_interval to at least {}s or raise api_rate_limits.{action}",
+                    interval.as_secs_f64(),
+                    needed.ceil() as u64
+                );
+            }
+            budgets.insert(account.name.clone(), needed);
+        }
+    }
+
     /// Polls until `shutdown` turns true, then lets in-flight polls finish for up to
     /// [`SHUTDOWN_GRACE`].
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tasks: JoinSet<()> = JoinSet::new();
+        if self
+            .plan()
+            .accounts
+            .values()
+            .any(|a| !a.discovery.is_empty())
+        {
+            // The first round should include discovered groups.
+            tokio::select! {
+                _ = self.discover_all() => {}
+                _ = crate::shutdown::stopped(&mut shutdown) => return,
+            }
+        }
+        tasks.spawn(self.clone().discovery_loop(shutdown.clone()));
         let mut round = 0u64;
         let mut first_round: Option<JoinSet<()>> = Some(JoinSet::new());
         let mut round_start = self.clock.now();
         'rounds: loop {
             let plan = self.plan();
-            let n = plan.targets.len().max(1) as u32;
+            let targets = self.targets();
+            let interval = self.settings().poll_interval;
+            self.check_round_budget(&plan, &targets, interval);
+            self.flush_summaries(self.clock.now());
+            let n = targets.len().max(1) as u32;
             let spacing = if round == 0 {
                 Duration::ZERO
             } else {
-                self.settings.poll_interval / n
+                interval / n
             };
-            for (i, target) in plan.targets.iter().enumerate() {
+            for (i, target) in targets.iter().enumerate() {
                 let due = round_start + spacing * i as u32;
                 if !self.wait_until(due, &mut shutdown).await {
                     break 'rounds;
@@ -278,6 +547,10 @@ impl Scheduler {
                 };
                 let key = target.key();
                 if !lock(&self.in_flight).insert(key.clone()) {
+                    self.metrics
+                        .polls_skipped_total
+                        .with_label_values(&[target.instance.cloud.as_str()])
+                        .inc();
                     tracing::debug!(%target, "previous poll still running; skipped this round");
                     continue;
                 }
@@ -306,7 +579,7 @@ impl Scheduler {
             }
             lock(&self.estimator).forget_old(self.clock.now());
             round += 1;
-            round_start += self.settings.poll_interval;
+            round_start += interval;
             let now = self.clock.now();
             if round_start < now {
                 let behind = now.duration_since(round_start).unwrap_or_default();
@@ -328,6 +601,29 @@ impl Scheduler {
         }
     }
 
+    /// Refreshes discovery every `discovery_interval`, or at once after a reload.
+    async fn discovery_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let interval = self.settings().discovery_interval;
+            tokio::select! {
+                _ = self.clock.sleep(interval) => {}
+                _ = self.rediscover.notified() => {}
+                _ = crate::shutdown::stopped(&mut shutdown) => return,
+            }
+            if self
+                .plan()
+                .accounts
+                .values()
+                .any(|a| !a.discovery.is_empty())
+            {
+                tokio::select! {
+                    _ = self.discover_all() => {}
+                    _ = crate::shutdown::stopped(&mut shutdown) => return,
+                }
+            }
+        }
+    }
+
     /// Waits until `due` by the clock; `false` if shutdown was requested first.
     async fn wait_until(&self, due: SystemTime, shutdown: &mut watch::Receiver<bool>) -> bool {
         if *shutdown.borrow() {
@@ -344,6 +640,38 @@ impl Scheduler {
             _ = crate::shutdown::stopped(shutdown) => true,
         };
         !stopped && !*shutdown.borrow()
+    }
+
+    /// Budgets, discovery and round fit of every account, for `/metrics`.
+    pub fn status(&self) -> Status {
+        let plan = self.plan();
+        let discovered = lock(&self.discovered);
+        let budgets = lock(&self.round_budget);
+        Status {
+            accounts: plan
+                .accounts
+                .values()
+                .map(|a| {
+                    let d = discovered.get(&a.name);
+                    AccountStatus {
+                        cloud: a.cloud,
+                        name: a.name.clone(),
+                        budgets: a.budget.states(),
+                        round_budget_seconds: budgets.get(&a.name).copied(),
+                        discovers: !a.discovery.is_empty(),
+                        discovery_last_success: d.and_then(|d| d.last_success),
+                        discovered_groups: d
+                            .map(|d| {
+                                d.instances
+                                    .iter()
+                                    .map(|(id, (_, g))| (id.clone(), g.len()))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        }
     }
 
     /// The store this scheduler publishes into.

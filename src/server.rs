@@ -1,5 +1,6 @@
 //! The HTTP server: `/metrics` (configurable path, gzip when asked), `/healthz`,
-//! `/readyz` (ready after the first poll round) and a landing page at `/`.
+//! `/readyz` (ready after the first poll round), `POST /-/reload` (re-read the
+//! configuration, as Prometheus does) and a landing page at `/`.
 //!
 //! Serving never calls a cloud API: `/metrics` renders the store and the exporter's
 //! registry. Connections drain gracefully on shutdown.
@@ -20,21 +21,27 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::clock::SharedClock;
-use crate::metrics::{CONTENT_TYPE, Metrics};
-use crate::store::Store;
+use crate::metrics::CONTENT_TYPE;
 
 /// How long open connections may take to finish after shutdown was requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the server serves; the exporter implements it.
+pub trait Backend: Send + Sync {
+    /// The whole exposition.
+    fn render(&self) -> Vec<u8>;
+    /// Whether the first poll round has finished.
+    fn is_ready(&self) -> bool;
+    /// Groups tracked, for the landing page.
+    fn group_count(&self) -> usize;
+    /// Re-reads the configuration; `Err` says why it was rejected.
+    fn reload(&self) -> Result<(), String>;
+}
+
 /// What the handlers read.
 pub struct ServerState {
-    pub store: Arc<Store>,
-    pub metrics: Metrics,
-    pub clock: SharedClock,
+    pub backend: Arc<dyn Backend>,
     pub telemetry_path: String,
-    /// How long a failing group's last values stay on `/metrics`.
-    pub stale_after: Duration,
 }
 
 type Body = Full<Bytes>;
@@ -93,6 +100,18 @@ fn route(
     path: &str,
     headers: &hyper::HeaderMap,
 ) -> Response<Body> {
+    if path == "/-/reload" {
+        if method != Method::POST && method != Method::PUT {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "use POST to reload\n");
+        }
+        return match state.backend.reload() {
+            Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
+            Err(e) => owned_text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to reload config: {e}\n"),
+            ),
+        };
+    }
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -101,7 +120,7 @@ fn route(
     }
     match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if state.store.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" if state.backend.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the first poll round has not finished\n",
@@ -112,9 +131,7 @@ fn route(
 }
 
 fn metrics(state: &ServerState, headers: &hyper::HeaderMap) -> Response<Body> {
-    let body = state
-        .metrics
-        .render(&state.store, state.clock.now(), state.stale_after);
+    let body = state.backend.render();
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, CONTENT_TYPE)
@@ -164,8 +181,8 @@ fn landing(state: &ServerState) -> Response<Body> {
          <li><a href=\"/readyz\">Readiness</a></li></ul>\n\
          <p>Groups tracked: {}. Ready: {}.</p></body></html>\n",
         env!("CARGO_PKG_VERSION"),
-        state.store.len(),
-        state.store.is_ready(),
+        state.backend.group_count(),
+        state.backend.is_ready(),
     );
     Response::builder()
         .status(StatusCode::OK)
@@ -179,6 +196,12 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+fn owned_text(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = text(status, "");
+    *r.body_mut() = Full::new(Bytes::from(body));
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

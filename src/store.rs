@@ -6,7 +6,7 @@
 //! store knows nothing of Prometheus or of the clouds.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -60,6 +60,8 @@ impl GroupEntry {
 pub struct Store {
     groups: RwLock<BTreeMap<GroupKey, Arc<GroupEntry>>>,
     ready: AtomicBool,
+    /// How long a failing group's last values stay exported, in milliseconds.
+    stale_after_ms: AtomicU64,
 }
 
 impl Store {
@@ -141,6 +143,17 @@ impl Store {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Sets how long a failing group's last values stay exported.
+    pub fn set_stale_after(&self, d: Duration) {
+        self.stale_after_ms
+            .store(d.as_millis() as u64, Ordering::Release);
+    }
+
+    /// How long a failing group's last values stay exported.
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_millis(self.stale_after_ms.load(Ordering::Acquire))
     }
 
     /// Marks the first poll round as done.

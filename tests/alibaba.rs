@@ -158,6 +158,9 @@ impl Harness {
             observer: self.observer.clone(),
             request_timeout,
             retry,
+            budget: std::sync::Arc::new(
+                kafka_cloud_lag_exporter::providers::budget::Budget::unlimited(),
+            ),
         };
         let spec = AccountSpec {
             name: "ali-test".into(),

@@ -1041,6 +1041,9 @@ fn provider_for(
         observer,
         request_timeout: client.timeout,
         retry: client.retry,
+        budget: std::sync::Arc::new(
+            kafka_cloud_lag_exporter::providers::budget::Budget::unlimited(),
+        ),
     };
     let spec = AccountSpec {
         name: "tc".into(),

@@ -2,7 +2,9 @@
 //! retry counters. Ordinary Prometheus instruments in one registry, updated by the
 //! scheduler and (through [`ApiObserver`]) by the providers.
 
-use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 use crate::model::Cloud;
 use crate::providers::{ApiObserver, ErrorKind};
@@ -20,6 +22,10 @@ pub struct ExporterMetrics {
     pub api_requests_total: IntCounterVec,
     pub api_errors_total: IntCounterVec,
     pub api_retries_total: IntCounterVec,
+    pub discovery_errors_total: IntCounterVec,
+    pub polls_skipped_total: IntCounterVec,
+    pub config_last_reload_successful: IntGauge,
+    pub config_last_reload_success_timestamp_seconds: Gauge,
 }
 
 const NS: &str = "kafka_cloud_lag_exporter";
@@ -72,8 +78,44 @@ impl ExporterMetrics {
                 .namespace(NS),
                 &["cloud", "action"],
             )?,
+            discovery_errors_total: IntCounterVec::new(
+                Opts::new(
+                    "discovery_errors_total",
+                    "Failed instance or consumer-group listings; the last successful listing is kept.",
+                )
+                .namespace(NS),
+                &["cloud", "account"],
+            )?,
+            polls_skipped_total: IntCounterVec::new(
+                Opts::new(
+                    "polls_skipped_total",
+                    "Polls skipped because the group's previous poll was still running.",
+                )
+                .namespace(NS),
+                &["cloud"],
+            )?,
+            config_last_reload_successful: IntGauge::with_opts(
+                Opts::new(
+                    "config_last_reload_successful",
+                    "Whether the last configuration reload succeeded (1) or was rejected (0).",
+                )
+                .namespace(NS),
+            )?,
+            config_last_reload_success_timestamp_seconds: Gauge::with_opts(
+                Opts::new(
+                    "config_last_reload_success_timestamp_seconds",
+                    "Unix time of the last successful configuration load.",
+                )
+                .namespace(NS),
+            )?,
         };
         registry.register(Box::new(m.build_info.clone()))?;
+        registry.register(Box::new(m.discovery_errors_total.clone()))?;
+        registry.register(Box::new(m.polls_skipped_total.clone()))?;
+        registry.register(Box::new(m.config_last_reload_successful.clone()))?;
+        registry.register(Box::new(
+            m.config_last_reload_success_timestamp_seconds.clone(),
+        ))?;
         registry.register(Box::new(m.poll_interval_seconds.clone()))?;
         registry.register(Box::new(m.poll_duration_seconds.clone()))?;
         registry.register(Box::new(m.api_requests_total.clone()))?;
@@ -105,6 +147,14 @@ impl ExporterMetrics {
         }
         self.poll_duration_seconds
             .with_label_values(&[cloud.as_str()]);
+        self.polls_skipped_total
+            .with_label_values(&[cloud.as_str()]);
+    }
+
+    /// Creates an account's discovery error series at 0.
+    pub fn init_account(&self, cloud: Cloud, account: &str) {
+        self.discovery_errors_total
+            .with_label_values(&[cloud.as_str(), account]);
     }
 }
 

@@ -6,13 +6,15 @@
 
 pub mod exporter;
 pub mod lag;
+pub mod status;
 pub mod text;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
+use crate::scheduler::Status;
 use crate::store::Store;
 pub use exporter::ExporterMetrics;
 pub use text::CONTENT_TYPE;
@@ -41,8 +43,10 @@ impl Metrics {
         }
     }
 
-    /// The whole exposition: lag families from `store`, then the exporter's instruments.
-    pub fn render(&self, store: &Store, now: SystemTime, stale_after: Duration) -> Vec<u8> {
+    /// The whole exposition: lag families from `store`, the scheduler's status, then the
+    /// exporter's instruments.
+    pub fn render(&self, store: &Store, status: &Status, now: SystemTime) -> Vec<u8> {
+        let stale_after = store.stale_after();
         let entries = store.entries();
         let partitions: usize = entries
             .iter()
@@ -52,6 +56,7 @@ impl Metrics {
         // About 6 lines of ~140 bytes per partition; reserving avoids regrowth copies.
         let mut out = Vec::with_capacity(4096 + partitions * 6 * 140);
         lag::render(&mut out, &entries, &lag::RenderOptions { now, stale_after });
+        status::render(&mut out, status);
         self.render_own(&mut out);
         out
     }
@@ -68,7 +73,11 @@ impl Metrics {
 
     /// Names of every family the exporter can emit (for docs and tests).
     pub fn family_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = lag::FAMILIES.iter().map(|f| f.name.to_string()).collect();
+        let mut names: Vec<String> = lag::FAMILIES
+            .iter()
+            .chain(status::FAMILIES.iter())
+            .map(|f| f.name.to_string())
+            .collect();
         for c in self.registry.gather() {
             names.push(c.name().to_string());
         }
@@ -91,6 +100,10 @@ impl Metrics {
             e.api_requests_total.desc(),
             e.api_errors_total.desc(),
             e.api_retries_total.desc(),
+            e.discovery_errors_total.desc(),
+            e.polls_skipped_total.desc(),
+            e.config_last_reload_successful.desc(),
+            e.config_last_reload_success_timestamp_seconds.desc(),
         ]
         .into_iter()
         .flatten()
@@ -110,6 +123,7 @@ mod tests {
         Cloud, GroupProgress, GroupTarget, InstanceRef, PartitionProgress, TopicProgress,
     };
     use crate::providers::{ApiObserver, ErrorKind};
+    use std::time::Duration;
 
     fn target(cloud: Cloud, instance: &str, group: &str) -> GroupTarget {
         GroupTarget {
@@ -177,7 +191,7 @@ mod tests {
             t0 + Duration::from_secs(1),
         );
         let text =
-            String::from_utf8(Metrics::new().render(&store, t0, Duration::from_secs(90))).unwrap();
+            String::from_utf8(Metrics::new().render(&store, &Status::default(), t0)).unwrap();
         let ends: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("kafka_topic_partition_current_offset{"))
@@ -202,7 +216,7 @@ mod tests {
             t0,
         );
         let text =
-            String::from_utf8(Metrics::new().render(&store, t0, Duration::from_secs(90))).unwrap();
+            String::from_utf8(Metrics::new().render(&store, &Status::default(), t0)).unwrap();
         assert!(!text.contains("partition=\"0\"} -1"));
         let lag: Vec<&str> = text
             .lines()
@@ -227,13 +241,15 @@ mod tests {
         store.record_success(&a, progress(&[("t", &[(0, Some(1), 10)])]), t0);
         store.record_failure(&a, t0 + Duration::from_secs(30));
         let m = Metrics::new();
-        let stale_after = Duration::from_secs(90);
+        store.set_stale_after(Duration::from_secs(90));
         let fresh =
-            String::from_utf8(m.render(&store, t0 + Duration::from_secs(90), stale_after)).unwrap();
+            String::from_utf8(m.render(&store, &Status::default(), t0 + Duration::from_secs(90)))
+                .unwrap();
         assert!(fresh.contains("kafka_consumergroup_lag{"));
         assert!(fresh.contains("kafka_cloud_lag_exporter_group_up{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\"} 0"));
         let stale =
-            String::from_utf8(m.render(&store, t0 + Duration::from_secs(91), stale_after)).unwrap();
+            String::from_utf8(m.render(&store, &Status::default(), t0 + Duration::from_secs(91)))
+                .unwrap();
         assert!(!stale.contains("kafka_consumergroup_lag{"));
         assert!(stale.contains("kafka_cloud_lag_exporter_group_up{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\"} 0"));
         assert!(stale.contains("kafka_cloud_lag_exporter_last_success_timestamp_seconds{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\"} 1000"));

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::budget::Budget;
 use super::{ApiObserver, ErrorKind, ProviderError};
 use crate::clock::SharedClock;
 use crate::model::Cloud;
@@ -54,6 +55,7 @@ impl RetryPolicy {
 pub struct Caller {
     cloud: Cloud,
     clock: SharedClock,
+    budget: Arc<Budget>,
     observer: Arc<dyn ApiObserver>,
     retry: RetryPolicy,
     request_timeout: Duration,
@@ -74,6 +76,7 @@ impl Caller {
         Caller {
             cloud,
             clock: deps.clock.clone(),
+            budget: deps.budget.clone(),
             observer: deps.observer.clone(),
             retry: deps.retry,
             request_timeout: deps.request_timeout,
@@ -132,24 +135,47 @@ impl Caller {
         let mut rng = fastrand::Rng::new();
         let mut retry = 0;
         loop {
+            let now = self.clock.now();
+            match self.budget.reserve(action, now, deadline) {
+                Ok(wait) if !wait.is_zero() => self.clock.sleep(wait).await,
+                Ok(_) => {}
+                Err(wait) => {
+                    return Err(ProviderError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the request budget of {action} ({:.1}/s) has no slot before the poll deadline (next in {} ms)",
+                            self.budget.rate(action),
+                            wait.as_millis()
+                        ),
+                    )
+                    .retryable(false)
+                    .with_action(action));
+                }
+            }
             let remaining = deadline
                 .duration_since(self.clock.now())
                 .unwrap_or(Duration::ZERO);
             if remaining.is_zero() {
                 let e = ProviderError::new(
                     ErrorKind::Timeout,
-                    format!("{action}: poll deadline passed before the request was sent"),
-                );
-                self.observer.error(self.cloud, action, e.kind);
+                    "poll deadline passed before the request was sent",
+                )
+                .with_action(action);
                 return Err(e);
             }
             self.observer.request(self.cloud, action);
             let err = match attempt(remaining.min(self.request_timeout)).await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
+                Ok(v) => {
+                    self.budget.succeeded(action, self.clock.now());
+                    return Ok(v);
+                }
+                Err(e) => e.with_action(action),
             };
             if err.kind != ErrorKind::Credentials {
                 self.observer.error(self.cloud, action, err.kind);
+            }
+            if err.kind == ErrorKind::Throttled {
+                self.budget.throttled(action, self.clock.now());
             }
             if !err.retryable || retry >= max_retries {
                 return Err(err);
@@ -201,6 +227,7 @@ mod tests {
             observer,
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            budget: Arc::new(Budget::new(Default::default(), 5.0)),
         };
         Caller::new(Cloud::Tencent, &deps)
     }
@@ -273,6 +300,37 @@ mod tests {
         // The 5 s retry-after does not fit the 2 s deadline: one attempt, no wait.
         assert_eq!(clock.now(), start);
         assert_eq!(obs.0.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn requests_are_paced_by_the_budget_and_throttling_slows_it() {
+        let clock = ManualClock::at_unix(1_000_000);
+        let obs = Arc::new(Counting::default());
+        let c = caller(clock.clone(), obs.clone());
+        let start = clock.now();
+        let deadline = start + Duration::from_secs(60);
+        for _ in 0..5 {
+            c.call("DescribeGroupOffsets", deadline, |_| async { Ok(()) })
+                .await
+                .unwrap();
+        }
+        // 5 requests at 5/s: the 5th waits until +0.8 s.
+        assert_eq!(clock.now(), start + Duration::from_millis(800));
+        let r: Result<(), _> = c
+            .call("DescribeGroupOffsets", deadline, |_| async {
+                Err(ProviderError::new(ErrorKind::Throttled, "x").retryable(false))
+            })
+            .await;
+        assert_eq!(r.unwrap_err().action, Some("DescribeGroupOffsets"));
+        assert_eq!(c.budget.rate("DescribeGroupOffsets"), 2.5);
+        // No slot before a deadline that is too close: fail without sending.
+        let before = obs.0.lock().unwrap().len();
+        let near = clock.now() + Duration::from_millis(10);
+        let r: Result<(), _> = c
+            .call("DescribeGroupOffsets", near, |_| async { Ok(()) })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Timeout);
+        assert_eq!(obs.0.lock().unwrap().len(), before, "nothing was sent");
     }
 
     #[test]

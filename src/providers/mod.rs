@@ -7,6 +7,7 @@
 //! safe to retry within the poll's deadline.
 
 pub mod alibaba;
+pub mod budget;
 pub mod call;
 pub mod http;
 pub mod tencent;
@@ -83,6 +84,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
     ) -> ProviderFuture<'a, ()>;
 }
 
+/// The API action that reads a group's progress, the one every poll calls.
+pub fn poll_action(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Alibaba => "GetConsumerProgress",
+        Cloud::Tencent => "DescribeGroupOffsets",
+    }
+}
+
 /// The small fixed set of failure kinds used as the `kind` metric label.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
@@ -149,6 +158,8 @@ impl fmt::Display for ErrorKind {
 #[error("{}", self.describe())]
 pub struct ProviderError {
     pub kind: ErrorKind,
+    /// The API action that failed, set by the call executor.
+    pub action: Option<&'static str>,
     /// The cloud's error code, e.g. `Throttling.User` or `AuthFailure.SignatureFailure`.
     pub code: Option<String>,
     pub message: String,
@@ -165,6 +176,7 @@ impl ProviderError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ProviderError {
             kind,
+            action: None,
             code: None,
             message: message.into(),
             request_id: None,
@@ -178,6 +190,11 @@ impl ProviderError {
             ),
             retry_after: None,
         }
+    }
+
+    pub fn with_action(mut self, action: &'static str) -> Self {
+        self.action = Some(action);
+        self
     }
 
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
@@ -211,7 +228,12 @@ impl ProviderError {
     }
 
     fn describe(&self) -> String {
-        let mut s = self.kind.as_str().to_string();
+        let mut s = String::new();
+        if let Some(action) = self.action {
+            s.push_str(action);
+            s.push_str(": ");
+        }
+        s.push_str(self.kind.as_str());
         if let Some(code) = &self.code {
             s.push_str(": ");
             s.push_str(code);
@@ -270,6 +292,8 @@ pub struct ProviderDeps {
     /// Longest single HTTP attempt; the poll's deadline may cut it shorter.
     pub request_timeout: Duration,
     pub retry: call::RetryPolicy,
+    /// The account's request budget (shared by all its regions).
+    pub budget: Arc<budget::Budget>,
 }
 
 /// Everything a provider is built from, resolved from one `accounts[]` entry.
@@ -285,13 +309,13 @@ pub struct AccountSpec {
 }
 
 impl AccountSpec {
-    /// Resolves a config account (endpoint template, credential sources).
-    pub fn from_config(account: &Account) -> Self {
+    /// Resolves a config account in one of its regions (endpoint, credential sources).
+    pub fn from_config(account: &Account, region: &str) -> Self {
         AccountSpec {
             name: account.name.as_str().into(),
             cloud: account.cloud,
-            region: account.region.as_str().into(),
-            endpoint: account.endpoint_url(),
+            region: region.into(),
+            endpoint: account.endpoint_url(region),
             credentials: CredentialProvider::new(account.credential_sources()),
             signature_version: account.signature_version.unwrap_or_default(),
         }

@@ -20,7 +20,7 @@ pub const T0_SECS: u64 = 1_700_000_000;
 pub struct Harness {
     pub clock: Arc<ManualClock>,
     pub env: SimEnvironment,
-    pub exporter: Exporter,
+    pub exporter: Arc<Exporter>,
 }
 
 impl Harness {
@@ -36,8 +36,7 @@ impl Harness {
         )
         .await
         .expect("simulator starts");
-        let resolver = env.resolver();
-        let exporter = Exporter::new(env.config.clone(), shared, &resolver);
+        let exporter = Exporter::new(env.config.clone(), shared, Arc::new(env.resolver()), None);
         Harness {
             clock,
             env,

@@ -1,0 +1,75 @@
+//! Scheduler status rendered per scrape: request budgets, round fit and discovery.
+
+use super::text::{Family, Value, header, sample};
+use crate::clock::unix_seconds_f64;
+use crate::scheduler::Status;
+
+pub const API_RATE_LIMIT: Family = Family {
+    name: "kafka_cloud_lag_exporter_api_rate_limit",
+    kind: "gauge",
+    help: "Client-side request budget of the API action in requests per second: the configured rate, lowered after throttling and recovering gradually.",
+};
+pub const ROUND_BUDGET: Family = Family {
+    name: "kafka_cloud_lag_exporter_poll_round_budget_seconds",
+    kind: "gauge",
+    help: "Seconds one round of the account's poll requests needs at its current budget; above poll_interval the round cannot fit.",
+};
+pub const DISCOVERED_GROUPS: Family = Family {
+    name: "kafka_cloud_lag_exporter_discovered_groups",
+    kind: "gauge",
+    help: "Consumer groups found by discovery on the instance (after include/exclude filters).",
+};
+pub const DISCOVERY_LAST_SUCCESS: Family = Family {
+    name: "kafka_cloud_lag_exporter_discovery_last_success_timestamp_seconds",
+    kind: "gauge",
+    help: "Unix time of the account's last discovery pass without errors.",
+};
+
+/// Every family this module renders, in output order.
+pub const FAMILIES: [Family; 4] = [
+    API_RATE_LIMIT,
+    ROUND_BUDGET,
+    DISCOVERED_GROUPS,
+    DISCOVERY_LAST_SUCCESS,
+];
+
+/// Appends the status families.
+pub fn render(out: &mut Vec<u8>, status: &Status) {
+    header(out, &API_RATE_LIMIT);
+    for a in &status.accounts {
+        for b in &a.budgets {
+            let labels = [
+                ("cloud", a.cloud.as_str()),
+                ("account", &*a.name),
+                ("action", b.action),
+            ];
+            sample(out, API_RATE_LIMIT.name, &labels, Value::Float(b.rate));
+        }
+    }
+    header(out, &ROUND_BUDGET);
+    for a in &status.accounts {
+        if let Some(s) = a.round_budget_seconds {
+            let labels = [("cloud", a.cloud.as_str()), ("account", &*a.name)];
+            sample(out, ROUND_BUDGET.name, &labels, Value::Float(s));
+        }
+    }
+    header(out, &DISCOVERED_GROUPS);
+    for a in &status.accounts {
+        for (instance, n) in &a.discovered_groups {
+            let labels = [("cloud", a.cloud.as_str()), ("instance_id", &**instance)];
+            sample(out, DISCOVERED_GROUPS.name, &labels, Value::Int(*n as i64));
+        }
+    }
+    header(out, &DISCOVERY_LAST_SUCCESS);
+    for a in status.accounts.iter().filter(|a| a.discovers) {
+        if let Some(t) = a.discovery_last_success {
+            let labels = [("cloud", a.cloud.as_str()), ("account", &*a.name)];
+            sample(
+                out,
+                DISCOVERY_LAST_SUCCESS.name,
+                &labels,
+                Value::Float(unix_seconds_f64(t)),
+            );
+        }
+    }
+}

@@ -123,7 +123,7 @@ def dashboard():
              thresholds=[(None, "green"), (90, "orange"), (300, "red")]),
         stat("API throttling", "Share of cloud API requests throttled over the dashboard range.",
              (20, 1, 4, 4),
-             f'sum(increase(kafka_cloud_lag_exporter_api_errors_total{{{CLOUD}, kind="throttled"}}[$__range]))'
+             f'(sum(increase(kafka_cloud_lag_exporter_api_errors_total{{{CLOUD}, kind="throttled"}}[$__range])) or vector(0))'
              f" / sum(increase(kafka_cloud_lag_exporter_api_requests_total{{{CLOUD}}}[$__range]))",
              "percentunit", thresholds=[(None, "green"), (0.01, "orange"), (0.1, "red")]),
     ]
@@ -186,7 +186,9 @@ def dashboard():
                      "{{cloud}} {{kind}}")], "reqps", stack=True),
         timeseries("API throttling ratio", "Throttled requests as a share of all requests; KafkaCloudLagExporterApiThrottled fires above 10% for 15m.",
                    (16, 42, 8, 8),
-                   [(f'sum by (cloud) (rate(kafka_cloud_lag_exporter_api_errors_total{{{CLOUD}, kind="throttled"}}[$__rate_interval]))'
+                   # `or ... * 0`: 0% rather than no data for a cloud without throttling.
+                   [(f'(sum by (cloud) (rate(kafka_cloud_lag_exporter_api_errors_total{{{CLOUD}, kind="throttled"}}[$__rate_interval]))'
+                     f" or sum by (cloud) (rate(kafka_cloud_lag_exporter_api_requests_total{{{CLOUD}}}[$__rate_interval])) * 0)"
                      f" / sum by (cloud) (rate(kafka_cloud_lag_exporter_api_requests_total{{{CLOUD}}}[$__rate_interval]))",
                      "{{cloud}}")], "percentunit"),
         timeseries("Poll duration", "Time to poll one group, pages and retries included; it must stay well below the poll interval.",

@@ -100,6 +100,29 @@ type Failing = (ErrorKind, Option<String>, u64);
 /// Identical failures are summarised per account, action, kind and code.
 type SummaryKey = (Arc<str>, &'static str, ErrorKind, Option<String>);
 
+/// Tracks the polls of one round, to time the round and to mark readiness after the first.
+struct RoundTracker {
+    start: SystemTime,
+    first: bool,
+    remaining: Mutex<usize>,
+}
+
+/// When the `i`-th of `n` targets is due in a round: the first round starts every poll at
+/// once (the account budgets pace them); later rounds spread the polls evenly over the
+/// interval, so that requests never burst at its start.
+pub fn due_time(
+    round_start: SystemTime,
+    interval: Duration,
+    n: usize,
+    i: usize,
+    first: bool,
+) -> SystemTime {
+    if first || n == 0 {
+        return round_start;
+    }
+    round_start + interval.mul_f64(i as f64 / n as f64)
+}
+
 struct Summary {
     first: SystemTime,
     repeats: u64,
@@ -522,7 +545,6 @@ impl Scheduler {
         }
         tasks.spawn(self.clone().discovery_loop(shutdown.clone()));
         let mut round = 0u64;
-        let mut first_round: Option<JoinSet<()>> = Some(JoinSet::new());
         let mut round_start = self.clock.now();
         'rounds: loop {
             let plan = self.plan();
@@ -530,51 +552,42 @@ impl Scheduler {
             let interval = self.settings().poll_interval;
             self.check_round_budget(&plan, &targets, interval);
             self.flush_summaries(self.clock.now());
-            let n = targets.len().max(1) as u32;
-            let spacing = if round == 0 {
-                Duration::ZERO
-            } else {
-                interval / n
-            };
+            let tracker = Arc::new(RoundTracker {
+                start: round_start,
+                first: round == 0,
+                remaining: Mutex::new(targets.len()),
+            });
+            if targets.is_empty() {
+                self.round_done(&tracker);
+            }
             for (i, target) in targets.iter().enumerate() {
-                let due = round_start + spacing * i as u32;
+                let due = due_time(round_start, interval, targets.len(), i, round == 0);
                 if !self.wait_until(due, &mut shutdown).await {
                     break 'rounds;
                 }
                 while tasks.try_join_next().is_some() {}
-                let Some(account) = plan.accounts.get(&target.instance.account).cloned() else {
+                let account = plan.accounts.get(&target.instance.account).cloned();
+                let key = target.key();
+                let Some(account) = account else {
+                    self.poll_finished(&tracker);
                     continue;
                 };
-                let key = target.key();
                 if !lock(&self.in_flight).insert(key.clone()) {
                     self.metrics
                         .polls_skipped_total
                         .with_label_values(&[target.instance.cloud.as_str()])
                         .inc();
                     tracing::debug!(%target, "previous poll still running; skipped this round");
+                    self.poll_finished(&tracker);
                     continue;
                 }
                 let this = self.clone();
                 let target = target.clone();
-                let task = async move {
+                let tracker = tracker.clone();
+                tasks.spawn(async move {
                     let _ = this.poll_group(&target, &account).await;
                     lock(&this.in_flight).remove(&key);
-                };
-                match first_round.as_mut() {
-                    Some(set) => {
-                        set.spawn(task);
-                    }
-                    None => {
-                        tasks.spawn(task);
-                    }
-                }
-            }
-            if let Some(mut set) = first_round.take() {
-                let store = self.store.clone();
-                tasks.spawn(async move {
-                    while set.join_next().await.is_some() {}
-                    store.mark_ready();
-                    tracing::info!("first poll round complete; ready");
+                    this.poll_finished(&tracker);
                 });
             }
             lock(&self.estimator).forget_old(self.clock.now());
@@ -598,6 +611,36 @@ impl Scheduler {
         });
         if grace.await.is_err() {
             tracing::warn!("in-flight polls did not finish within the shutdown grace period");
+        }
+    }
+
+    /// Counts one poll of a round as finished; the last one closes the round.
+    fn poll_finished(&self, tracker: &RoundTracker) {
+        let done = {
+            let mut remaining = lock(&tracker.remaining);
+            *remaining = remaining.saturating_sub(1);
+            *remaining == 0
+        };
+        if done {
+            self.round_done(tracker);
+        }
+    }
+
+    fn round_done(&self, tracker: &RoundTracker) {
+        let took = self
+            .clock
+            .now()
+            .duration_since(tracker.start)
+            .unwrap_or_default();
+        self.metrics
+            .poll_round_duration_seconds
+            .set(took.as_secs_f64());
+        if tracker.first {
+            self.store.mark_ready();
+            tracing::info!(
+                seconds = took.as_secs_f64(),
+                "first poll round complete; ready"
+            );
         }
     }
 
@@ -677,5 +720,26 @@ impl Scheduler {
     /// The store this scheduler publishes into.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_rounds_spread_polls_evenly_and_the_first_starts_at_once() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let interval = Duration::from_secs(30);
+        let later: Vec<Duration> = (0..4)
+            .map(|i| {
+                due_time(start, interval, 4, i, false)
+                    .duration_since(start)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(later, [0.0, 7.5, 15.0, 22.5].map(Duration::from_secs_f64));
+        assert!((0..4).all(|i| due_time(start, interval, 4, i, true) == start));
+        assert_eq!(due_time(start, interval, 0, 0, false), start);
     }
 }

@@ -18,6 +18,7 @@ pub const POLL_DURATION_BUCKETS: [f64; 11] =
 pub struct ExporterMetrics {
     pub build_info: GaugeVec,
     pub poll_interval_seconds: Gauge,
+    pub poll_round_duration_seconds: Gauge,
     pub poll_duration_seconds: HistogramVec,
     pub api_requests_total: IntCounterVec,
     pub api_errors_total: IntCounterVec,
@@ -42,6 +43,13 @@ impl ExporterMetrics {
                 Opts::new(
                     "poll_interval_seconds",
                     "Configured interval between two polls of the same consumer group.",
+                )
+                .namespace(NS),
+            )?,
+            poll_round_duration_seconds: Gauge::with_opts(
+                Opts::new(
+                    "poll_round_duration_seconds",
+                    "Time from the start of the last completed poll round to the end of its last poll.",
                 )
                 .namespace(NS),
             )?,
@@ -117,6 +125,7 @@ impl ExporterMetrics {
             m.config_last_reload_success_timestamp_seconds.clone(),
         ))?;
         registry.register(Box::new(m.poll_interval_seconds.clone()))?;
+        registry.register(Box::new(m.poll_round_duration_seconds.clone()))?;
         registry.register(Box::new(m.poll_duration_seconds.clone()))?;
         registry.register(Box::new(m.api_requests_total.clone()))?;
         registry.register(Box::new(m.api_errors_total.clone()))?;

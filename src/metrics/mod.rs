@@ -96,6 +96,7 @@ impl Metrics {
         for desc in [
             e.build_info.desc(),
             e.poll_interval_seconds.desc(),
+            e.poll_round_duration_seconds.desc(),
             e.poll_duration_seconds.desc(),
             e.api_requests_total.desc(),
             e.api_errors_total.desc(),

@@ -366,6 +366,61 @@ impl World {
             .ok_or(WorldError::GroupNotFound)
     }
 
+    /// Creates a consumer group reading `topics`, committed at their current log ends.
+    pub fn add_group(
+        &mut self,
+        cloud: Cloud,
+        instance: &str,
+        group: &str,
+        topics: &[&str],
+        members: u32,
+        now_ms: i64,
+    ) -> Result<(), WorldError> {
+        let inst = self.instance_mut(cloud, instance)?;
+        let mut commits = BTreeMap::new();
+        for t in topics {
+            let topic = inst
+                .topics
+                .get(*t)
+                .ok_or_else(|| WorldError::TopicNotFound(t.to_string()))?;
+            let list = topic
+                .partitions
+                .iter()
+                .map(|p| SimCommit {
+                    anchor_ms: now_ms,
+                    anchor_offset: Some(p.log_end(now_ms)),
+                })
+                .collect();
+            commits.insert(t.to_string(), list);
+        }
+        inst.groups.insert(
+            group.to_string(),
+            SimGroup {
+                members,
+                consume_per_sec: 1.0,
+                commits,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes a topic from the instance and from every group's subscriptions.
+    pub fn delete_topic(
+        &mut self,
+        cloud: Cloud,
+        instance: &str,
+        topic: &str,
+    ) -> Result<(), WorldError> {
+        let inst = self.instance_mut(cloud, instance)?;
+        inst.topics
+            .remove(topic)
+            .ok_or_else(|| WorldError::TopicNotFound(topic.to_string()))?;
+        for g in inst.groups.values_mut() {
+            g.commits.remove(topic);
+        }
+        Ok(())
+    }
+
     /// Adds partitions to a topic; groups get no commit on them until they consume.
     pub fn add_partitions(
         &mut self,

@@ -127,3 +127,121 @@ pub fn named<'a>(samples: &'a Samples, name: &str) -> Vec<(&'a Vec<(String, Stri
         .map(|((_, l), v)| (l, *v))
         .collect()
 }
+
+impl Harness {
+    /// A harness whose configuration is edited before the exporter is built.
+    pub async fn with_config(
+        spec: WorldSpec,
+        settings: SimSettings,
+        edit: impl FnOnce(&mut kafka_cloud_lag_exporter::config::Config),
+    ) -> Harness {
+        let clock = ManualClock::at_unix(T0_SECS);
+        let shared: SharedClock = clock.clone();
+        let mut env = start_environment(
+            &spec,
+            settings,
+            shared.clone(),
+            Duration::from_secs(30),
+            None,
+        )
+        .await
+        .expect("simulator starts");
+        edit(&mut env.config);
+        let path = std::path::Path::new("test.yaml");
+        env.config.validate(path).expect("edited config is valid");
+        let exporter = Exporter::new(env.config.clone(), shared, Arc::new(env.resolver()), None);
+        Harness {
+            clock,
+            env,
+            exporter,
+        }
+    }
+
+    /// The simulator time (Unix ms) of the last successful poll request of a group.
+    pub fn answered_at(&self, cloud: Cloud, instance: &str, group: &str) -> Option<i64> {
+        self.env
+            .sim
+            .state()
+            .requests()
+            .iter()
+            .rev()
+            .find(|r| {
+                r.cloud == cloud
+                    && r.outcome == "ok"
+                    && r.action == kafka_cloud_lag_exporter::providers::poll_action(cloud)
+                    && r.group.as_deref() == Some(group)
+                    && r.params.get("InstanceId").map(String::as_str) == Some(instance)
+            })
+            .map(|r| r.at_ms)
+    }
+
+    /// Asserts that every exported series of one group equals the simulator's values at the
+    /// time it answered; returns how many partitions were checked.
+    pub fn assert_group_matches(
+        &self,
+        samples: &Samples,
+        cloud: Cloud,
+        instance: &str,
+        group: &str,
+    ) -> usize {
+        let at_ms = self
+            .answered_at(cloud, instance, group)
+            .unwrap_or_else(|| panic!("{group} was never answered"));
+        let progress = self
+            .env
+            .sim
+            .state()
+            .world(|w| w.progress(cloud, instance, group, at_ms))
+            .expect("group exists");
+        let c = cloud.as_str();
+        let g = [
+            ("cloud", c),
+            ("instance_id", instance),
+            ("consumergroup", group),
+        ];
+        assert_eq!(
+            get(samples, "kafka_cloud_lag_exporter_group_up", &g),
+            Some(1.0),
+            "{g:?}"
+        );
+        let mut checked = 0;
+        for (topic, rows) in &progress {
+            for r in rows {
+                let part = r.partition.to_string();
+                let l = [
+                    g[0],
+                    g[1],
+                    g[2],
+                    ("topic", topic.as_str()),
+                    ("partition", part.as_str()),
+                ];
+                let end = [
+                    g[0],
+                    g[1],
+                    ("topic", topic.as_str()),
+                    ("partition", part.as_str()),
+                ];
+                assert!(
+                    get(samples, "kafka_topic_partition_current_offset", &end).is_some(),
+                    "{end:?}"
+                );
+                let current = get(samples, "kafka_consumergroup_current_offset", &l);
+                let lag = get(samples, "kafka_consumergroup_lag", &l);
+                match r.committed {
+                    Some(committed) => {
+                        assert_eq!(current, Some(committed as f64), "{l:?}");
+                        assert_eq!(lag, Some((r.log_end - committed).max(0) as f64), "{l:?}");
+                    }
+                    None => {
+                        assert_eq!(current, None, "{l:?}");
+                        assert_eq!(lag, None, "{l:?}");
+                    }
+                }
+                checked += 1;
+            }
+        }
+        checked
+    }
+}
+
+use kafka_cloud_lag_exporter::model::Cloud;

@@ -289,9 +289,9 @@ impl Scheduler {
                 .inc();
             tracing::warn!(
                 cloud = %account.cloud, account = %account.name,
-                action = e.action.unwrap_or(""), kind = %e.kind,
-                code = e.code.as_deref().unwrap_or(""),
-                request_id = e.request_id.as_deref().unwrap_or(""),
+                action = %e.action.unwrap_or(""), kind = %e.kind,
+                code = %e.code.as_deref().unwrap_or(""),
+                request_id = %e.request_id.as_deref().unwrap_or(""),
                 error = %e,
                 "discovery failed; keeping what the last successful listing found"
             );
@@ -400,7 +400,7 @@ impl Scheduler {
             if s.repeats > 0 {
                 tracing::warn!(
                     cloud = %target.instance.cloud, account = %target.instance.account,
-                    action = key.1, kind = %err.kind, code = err.code.as_deref().unwrap_or(""),
+                    action = %key.1, kind = %err.kind, code = %err.code.as_deref().unwrap_or(""),
                     repeats = s.repeats, last = %s.example,
                     "{} more polls failed the same way in the last {} s",
                     s.repeats, SUMMARY_WINDOW.as_secs()
@@ -420,10 +420,10 @@ impl Scheduler {
             account = %target.instance.account,
             instance_id = %target.instance.instance_id,
             group = %target.group,
-            action = err.action.unwrap_or(""),
+            action = %err.action.unwrap_or(""),
             kind = %err.kind,
-            code = err.code.as_deref().unwrap_or(""),
-            request_id = err.request_id.as_deref().unwrap_or(""),
+            code = %err.code.as_deref().unwrap_or(""),
+            request_id = %err.request_id.as_deref().unwrap_or(""),
             error = %err,
             "poll failed"
         );
@@ -439,7 +439,7 @@ impl Scheduler {
             }
             if s.repeats > 0 {
                 tracing::warn!(
-                    account = %account, action, kind = %kind, code = code.as_deref().unwrap_or(""),
+                    account = %account, action = %action, kind = %kind, code = %code.as_deref().unwrap_or(""),
                     repeats = s.repeats, last = %s.example,
                     "{} more polls failed the same way in the last {} s",
                     s.repeats, SUMMARY_WINDOW.as_secs()
@@ -483,6 +483,13 @@ impl Scheduler {
         lock(&self.estimator).forget_old(self.clock.now());
         self.store.mark_ready();
         report
+    }
+
+    /// Checks now whether each account's round fits its interval (the poll loop does this
+    /// at the start of every round).
+    pub fn check_round_budget_now(&self) {
+        let interval = self.settings().poll_interval;
+        self.check_round_budget(&self.plan(), &self.targets(), interval);
     }
 
     /// Checks whether each account's next round fits its interval under its budget,

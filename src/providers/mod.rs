@@ -228,12 +228,7 @@ impl ProviderError {
     }
 
     fn describe(&self) -> String {
-        let mut s = String::new();
-        if let Some(action) = self.action {
-            s.push_str(action);
-            s.push_str(": ");
-        }
-        s.push_str(self.kind.as_str());
+        let mut s = self.kind.as_str().to_string();
         if let Some(code) = &self.code {
             s.push_str(": ");
             s.push_str(code);

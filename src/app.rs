@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::cli::{Cli, Command, LogFormat, LogLevel};
 use crate::clock::{SharedClock, SystemClock};
@@ -288,7 +288,6 @@ pub fn build_plan(
                 name,
                 cloud: account.cloud,
                 providers: regions,
-                permits: Arc::new(Semaphore::new(account.max_concurrency)),
                 budget,
                 discovery: rules,
             },

@@ -21,8 +21,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9758";
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
 /// Default `request_timeout`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default `accounts[].max_concurrency`.
-pub const DEFAULT_MAX_CONCURRENCY: usize = 4;
+/// Default `accounts[].max_concurrency`: enough for the documented Tencent rate at a
+/// few hundred milliseconds of latency.
+pub const DEFAULT_MAX_CONCURRENCY: usize = crate::providers::budget::DEFAULT_CONCURRENCY;
 /// Largest accepted `accounts[].max_concurrency`.
 pub const MAX_CONCURRENCY_LIMIT: usize = 64;
 /// Default `discovery_interval`.
@@ -84,7 +85,8 @@ pub struct Account {
     /// Alibaba only: request signature version, `v2` (HMAC-SHA1) or `v3` (ACS3-HMAC-SHA256).
     #[serde(default)]
     pub signature_version: Option<SignatureVersion>,
-    /// Most requests in flight at once for this account.
+    /// Most requests in flight at once for this account (only while sent and answered;
+    /// a request waiting to be retried holds no slot).
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
     /// Client-side budget in requests per second per API action, overriding the defaults

@@ -289,6 +289,10 @@ pub async fn run_simulator(args: &SimulatorArgs) -> ExitCode {
     println!("ready");
     let mut shutdown = crate::shutdown::on_signal();
     let _ = shutdown.wait_for(|s| *s).await;
+    // What was answered, by cloud, action and outcome (for soak runs and benchmarks).
+    for ((cloud, action, outcome), n) in env.sim.state().counts() {
+        println!("answered cloud={cloud} action={action} outcome={outcome} count={n}");
+    }
     if let Some(path) = &args.dump_requests
         && let Err(e) = dump_requests(path, &env, &keys.0, &keys.1)
     {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::SharedClock;
@@ -45,7 +45,7 @@ pub struct AccountRuntime {
     pub name: Arc<str>,
     pub cloud: Cloud,
     pub providers: HashMap<Arc<str>, Arc<dyn Provider>>,
-    pub permits: Arc<Semaphore>,
+    /// The account's request budget, shared by its providers (rate and concurrency).
     pub budget: Arc<Budget>,
     pub discovery: Rules,
 }
@@ -107,20 +107,42 @@ struct RoundTracker {
     remaining: Mutex<usize>,
 }
 
-/// When the `i`-th of `n` targets is due in a round: the first round starts every poll at
-/// once (the account budgets pace them); later rounds spread the polls evenly over the
-/// interval, so that requests never burst at its start.
-pub fn due_time(
-    round_start: SystemTime,
+/// When each target is due in a round, as (due time, index into `targets`) in due order,
+/// and how long the round lasts.
+///
+/// Per account, polls are spaced by the larger of `interval / n` (later rounds spread
+/// evenly over the interval, so requests never burst at its start) and `1 / rate` (never
+/// faster than the account's poll budget; the first round uses only this, so it starts as
+/// fast as the cloud allows). A round whose polls do not fit the interval at the budget
+/// therefore stretches to what fits instead of queueing polls past their deadlines.
+pub fn schedule(
+    start: SystemTime,
     interval: Duration,
-    n: usize,
-    i: usize,
+    targets: &[GroupTarget],
+    rate_of: impl Fn(&str) -> f64,
     first: bool,
-) -> SystemTime {
-    if first || n == 0 {
-        return round_start;
+) -> (Vec<(SystemTime, usize)>, Duration) {
+    let mut by_account: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, t) in targets.iter().enumerate() {
+        by_account.entry(&t.instance.account).or_default().push(i);
     }
-    round_start + interval.mul_f64(i as f64 / n as f64)
+    let mut out = Vec::with_capacity(targets.len());
+    let mut length = interval;
+    for (account, indices) in by_account {
+        let n = indices.len() as f64;
+        let budget_spacing = 1.0 / rate_of(account).max(f64::MIN_POSITIVE);
+        let spacing = if first {
+            budget_spacing
+        } else {
+            budget_spacing.max(interval.as_secs_f64() / n)
+        };
+        length = length.max(Duration::from_secs_f64(spacing * n));
+        for (j, i) in indices.into_iter().enumerate() {
+            out.push((start + Duration::from_secs_f64(spacing * j as f64), i));
+        }
+    }
+    out.sort_unstable();
+    (out, length)
 }
 
 struct Summary {
@@ -320,11 +342,6 @@ impl Scheduler {
                 format!("no provider for region {}", target.instance.region),
             ));
         };
-        let _permit = account
-            .permits
-            .acquire()
-            .await
-            .expect("account semaphores are never closed");
         let started = Instant::now();
         let deadline = self.clock.now() + self.settings().poll_timeout;
         let result = provider
@@ -461,11 +478,32 @@ impl Scheduler {
             self.discover_all().await;
         }
         let plan = self.plan();
+        let targets = self.targets();
+        let rate_of = |account: &str| {
+            plan.accounts
+                .get(account)
+                .map_or(1.0, |a| a.budget.rate(providers::poll_action(a.cloud)))
+        };
+        // Paced like the daemon's first round, so polls do not queue past their deadlines.
+        let start = self.clock.now();
+        let (due_times, _) = schedule(
+            start,
+            self.settings().poll_interval,
+            &targets,
+            rate_of,
+            true,
+        );
         let mut tasks = JoinSet::new();
-        for target in self.targets().iter().cloned() {
+        for (due, i) in due_times {
+            let target = targets[i].clone();
             let Some(account) = plan.accounts.get(&target.instance.account).cloned() else {
                 continue;
             };
+            if let Ok(wait) = due.duration_since(self.clock.now())
+                && !wait.is_zero()
+            {
+                self.clock.sleep(wait).await;
+            }
             let this = self.clone();
             tasks.spawn(async move {
                 let r = this.poll_group(&target, &account).await;
@@ -567,8 +605,15 @@ impl Scheduler {
             if targets.is_empty() {
                 self.round_done(&tracker);
             }
-            for (i, target) in targets.iter().enumerate() {
-                let due = due_time(round_start, interval, targets.len(), i, round == 0);
+            let rate_of = |account: &str| {
+                plan.accounts
+                    .get(account)
+                    .map_or(1.0, |a| a.budget.rate(providers::poll_action(a.cloud)))
+            };
+            let (due_times, length) =
+                schedule(round_start, interval, &targets, rate_of, round == 0);
+            for (due, i) in due_times {
+                let target = &targets[i];
                 if !self.wait_until(due, &mut shutdown).await {
                     break 'rounds;
                 }
@@ -599,7 +644,7 @@ impl Scheduler {
             }
             lock(&self.estimator).forget_old(self.clock.now());
             round += 1;
-            round_start += interval;
+            round_start += length;
             let now = self.clock.now();
             if round_start < now {
                 let behind = now.duration_since(round_start).unwrap_or_default();
@@ -735,18 +780,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn later_rounds_spread_polls_evenly_and_the_first_starts_at_once() {
+    fn rounds_are_paced_per_account() {
+        use crate::model::InstanceRef;
+        let target = |account: &str, g: usize| GroupTarget {
+            instance: Arc::new(InstanceRef {
+                cloud: Cloud::Tencent,
+                account: account.into(),
+                region: "r".into(),
+                instance_id: "i".into(),
+            }),
+            group: format!("g{g}").into(),
+        };
+        let targets = vec![
+            target("a", 0),
+            target("b", 1),
+            target("a", 2),
+            target("a", 3),
+            target("b", 4),
+        ];
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let interval = Duration::from_secs(30);
-        let later: Vec<Duration> = (0..4)
-            .map(|i| {
-                due_time(start, interval, 4, i, false)
-                    .duration_since(start)
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(later, [0.0, 7.5, 15.0, 22.5].map(Duration::from_secs_f64));
-        assert!((0..4).all(|i| due_time(start, interval, 4, i, true) == start));
-        assert_eq!(due_time(start, interval, 0, 0, false), start);
+        let rate = |a: &str| if a == "a" { 10.0 } else { 2.0 };
+        let at = |v: Vec<(SystemTime, usize)>| -> Vec<(f64, usize)> {
+            v.into_iter()
+                .map(|(t, i)| (t.duration_since(start).unwrap().as_secs_f64(), i))
+                .collect()
+        };
+        // First round: each account at its budget rate (a: 10/s, b: 2/s).
+        let (first, _) = schedule(start, Duration::from_secs(30), &targets, rate, true);
+        assert_eq!(
+            at(first),
+            [(0.0, 0), (0.0, 1), (0.1, 2), (0.2, 3), (0.5, 4)]
+        );
+        // Later rounds: each account spread over the interval.
+        let (later, length) = schedule(start, Duration::from_secs(30), &targets, rate, false);
+        assert_eq!(
+            at(later),
+            [(0.0, 0), (0.0, 1), (10.0, 2), (15.0, 4), (20.0, 3)]
+        );
+        assert_eq!(length, Duration::from_secs(30));
+        // A round that does not fit at the budget stretches instead (b: 2 polls at 0.05/s).
+        let slow = |a: &str| if a == "a" { 10.0 } else { 0.05 };
+        let (later, length) = schedule(start, Duration::from_secs(30), &targets, slow, false);
+        assert_eq!(
+            at(later),
+            [(0.0, 0), (0.0, 1), (10.0, 2), (20.0, 3), (20.0, 4)]
+        );
+        assert_eq!(length, Duration::from_secs(40));
     }
 }

@@ -13,6 +13,10 @@ use super::{ApiObserver, ErrorKind, ProviderError};
 use crate::clock::SharedClock;
 use crate::model::Cloud;
 
+/// Most retries of a request that keeps being throttled (the poll deadline usually ends
+/// it sooner).
+pub const MAX_THROTTLED_RETRIES: u32 = 10;
+
 /// How failed requests are retried.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryPolicy {
@@ -136,9 +140,13 @@ impl Caller {
         let mut retry = 0;
         loop {
             let now = self.clock.now();
-            match self.budget.reserve(action, now, deadline) {
-                Ok(wait) if !wait.is_zero() => self.clock.sleep(wait).await,
-                Ok(_) => {}
+            let generation = match self.budget.reserve(action, now, deadline) {
+                Ok(slot) => {
+                    if !slot.wait.is_zero() {
+                        self.clock.sleep(slot.wait).await;
+                    }
+                    slot.generation
+                }
                 Err(wait) => {
                     return Err(ProviderError::new(
                         ErrorKind::Timeout,
@@ -151,7 +159,7 @@ impl Caller {
                     .retryable(false)
                     .with_action(action));
                 }
-            }
+            };
             let remaining = deadline
                 .duration_since(self.clock.now())
                 .unwrap_or(Duration::ZERO);
@@ -163,8 +171,21 @@ impl Caller {
                 .with_action(action);
                 return Err(e);
             }
+            let permit = self.budget.permit().await;
+            let remaining = deadline
+                .duration_since(self.clock.now())
+                .unwrap_or(Duration::ZERO);
+            if remaining.is_zero() {
+                return Err(ProviderError::new(
+                    ErrorKind::Timeout,
+                    "poll deadline passed while waiting for a free request slot",
+                )
+                .with_action(action));
+            }
             self.observer.request(self.cloud, action);
-            let err = match attempt(remaining.min(self.request_timeout)).await {
+            let outcome = attempt(remaining.min(self.request_timeout)).await;
+            drop(permit);
+            let err = match outcome {
                 Ok(v) => {
                     self.budget.succeeded(action, self.clock.now());
                     return Ok(v);
@@ -175,9 +196,16 @@ impl Caller {
                 self.observer.error(self.cloud, action, err.kind);
             }
             if err.kind == ErrorKind::Throttled {
-                self.budget.throttled(action, self.clock.now());
+                self.budget.throttled(action, self.clock.now(), generation);
             }
-            if !err.retryable || retry >= max_retries {
+            // A throttled request was refused, not processed: "not now" is safe to repeat
+            // for as long as the deadline allows (bounded all the same).
+            let limit = if err.kind == ErrorKind::Throttled && max_retries > 0 {
+                MAX_THROTTLED_RETRIES.max(max_retries)
+            } else {
+                max_retries
+            };
+            if !err.retryable || retry >= limit {
                 return Err(err);
             }
             let mut wait = self.retry.backoff(retry, &mut rng);
@@ -316,13 +344,22 @@ mod tests {
         }
         // 5 requests at 5/s: the 5th waits until +0.8 s.
         assert_eq!(clock.now(), start + Duration::from_millis(800));
-        let r: Result<(), _> = c
-            .call("DescribeGroupOffsets", deadline, |_| async {
-                Err(ProviderError::new(ErrorKind::Throttled, "x").retryable(false))
-            })
-            .await;
-        assert_eq!(r.unwrap_err().action, Some("DescribeGroupOffsets"));
-        assert_eq!(c.budget.rate("DescribeGroupOffsets"), 2.5);
+        // One throttled answer is noise; a quarter of the recent requests is a limit.
+        for n in 0..10 {
+            let r: Result<(), _> = c
+                .call("DescribeGroupOffsets", deadline, |_| async {
+                    Err(ProviderError::new(ErrorKind::Throttled, "x").retryable(false))
+                })
+                .await;
+            assert_eq!(r.unwrap_err().action, Some("DescribeGroupOffsets"));
+            let expected = if n < 9 { 5.0 } else { 2.5 };
+            assert_eq!(
+                c.budget.rate("DescribeGroupOffsets"),
+                expected,
+                "after {} throttles",
+                n + 1
+            );
+        }
         // No slot before a deadline that is too close: fail without sending.
         let before = obs.0.lock().unwrap().len();
         let near = clock.now() + Duration::from_millis(10);

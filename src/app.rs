@@ -20,8 +20,9 @@ use crate::model::{GroupTarget, InstanceRef};
 use crate::providers::budget::Budget;
 use crate::providers::{self, AccountSpec, ProviderDeps, call::RetryPolicy};
 use crate::scheduler::{AccountRuntime, Plan, Scheduler, Settings};
-use crate::server::{self, ServerState};
+use crate::server::{self, ServerState, WebProtection};
 use crate::store::Store;
+use crate::web_config::WebConfigSource;
 
 /// Exit status for an invalid configuration or usage.
 pub const EXIT_CONFIG: u8 = 2;
@@ -142,11 +143,21 @@ impl Exporter {
         }
     }
 
-    /// What the HTTP handlers need.
+    /// What the HTTP handlers need, without TLS or authentication.
     pub fn server_state(self: &Arc<Self>, telemetry_path: &str) -> Arc<ServerState> {
+        self.protected_server_state(telemetry_path, None)
+    }
+
+    /// What the HTTP handlers need, with the web configuration (`--web.config.file`).
+    pub fn protected_server_state(
+        self: &Arc<Self>,
+        telemetry_path: &str,
+        web: Option<Arc<WebConfigSource>>,
+    ) -> Arc<ServerState> {
         Arc::new(ServerState {
             backend: self.clone(),
             telemetry_path: telemetry_path.to_string(),
+            web: web.map(WebProtection::new),
         })
     }
 
@@ -155,9 +166,10 @@ impl Exporter {
         self: Arc<Self>,
         listener: TcpListener,
         telemetry_path: &str,
+        web: Option<Arc<WebConfigSource>>,
         shutdown: watch::Receiver<bool>,
     ) {
-        let state = self.server_state(telemetry_path);
+        let state = self.protected_server_state(telemetry_path, web);
         let hup = tokio::spawn(reload_on_sighup(self.clone(), shutdown.clone()));
         let scheduler = self.scheduler.clone().run(shutdown.clone());
         let server = server::serve(listener, state, shutdown);
@@ -386,9 +398,34 @@ fn check_config(cli: &Cli, skip_credentials: bool) -> ExitCode {
                 config.accounts.len(),
                 config.group_count()
             );
-            ExitCode::SUCCESS
         }
-        Err(e) => config_failure(&e),
+        Err(e) => return config_failure(&e),
+    }
+    if let Some(web) = &cli.web_config_file {
+        match crate::web_config::WebConfig::load(web) {
+            Ok(c) => println!("{}: valid ({})", web.display(), c.summary()),
+            Err(e) => return config_failure(&e),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Loads `--web.config.file` when given; an invalid file is a configuration error
+/// (status 2) at start-up, like an invalid `--config.file`.
+pub fn load_web_config(cli: &Cli) -> Result<Option<Arc<WebConfigSource>>, ExitCode> {
+    let Some(path) = &cli.web_config_file else {
+        return Ok(None);
+    };
+    match WebConfigSource::load(path) {
+        Ok(source) => {
+            tracing::info!(
+                file = %path.display(),
+                settings = %source.current().summary(),
+                "web configuration loaded; /healthz and /readyz stay open without authentication"
+            );
+            Ok(Some(Arc::new(source)))
+        }
+        Err(e) => Err(config_failure(&e)),
     }
 }
 
@@ -434,6 +471,10 @@ async fn daemon(cli: &Cli) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    let web = match load_web_config(cli) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -456,7 +497,9 @@ async fn daemon(cli: &Cli) -> ExitCode {
         Some(path.clone()),
     );
     let shutdown = crate::shutdown::on_signal();
-    exporter.run(listener, &cli.telemetry_path, shutdown).await;
+    exporter
+        .run(listener, &cli.telemetry_path, web, shutdown)
+        .await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

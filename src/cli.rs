@@ -26,6 +26,13 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "HOST:PORT", global = true)]
     pub listen_address: Option<String>,
 
+    /// Web configuration file (YAML, Prometheus exporter-toolkit format): TLS
+    /// (`tls_server_config`), basic auth (`basic_auth_users`, bcrypt hashes) and response
+    /// headers. Re-read on every new connection and request; an invalid change keeps the
+    /// previous settings. /healthz and /readyz stay open without authentication.
+    #[arg(long = "web.config.file", value_name = "FILE", global = true)]
+    pub web_config_file: Option<PathBuf>,
+
     /// Path under which metrics are served.
     #[arg(
         long = "web.telemetry-path",
@@ -206,5 +213,7 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Once)));
         assert_eq!(cli.telemetry_path, "/metrics");
         assert!(Cli::try_parse_from(["x", "demo", "--faults", "2"]).is_err());
+        let cli = Cli::try_parse_from(["x", "demo", "--web.config.file", "web.yml"]).unwrap();
+        assert_eq!(cli.web_config_file.unwrap(), PathBuf::from("web.yml"));
     }
 }

@@ -258,6 +258,34 @@ pub enum ConfigError {
     },
 }
 
+/// Parses a YAML document into `T`; errors carry the full field path (`a.b[1].c`), and
+/// `path` only names the file in them. Shared with the web configuration file.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ConfigError> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde_yaml prefixes most messages with its own (sometimes shorter) path;
+        // replace that with the full one.
+        let rest = match inner.split_once(": ") {
+            Some((own, rest)) if !own.contains(' ') && field.starts_with(own) => rest,
+            _ => inner.as_str(),
+        };
+        let message = if field == "." {
+            rest.to_string()
+        } else {
+            format!("{field}: {rest}")
+        };
+        ConfigError::Parse {
+            file: path.to_path_buf(),
+            message,
+        }
+    })
+}
+
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -272,26 +300,7 @@ impl Config {
 
     /// Parses YAML text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            // serde_yaml prefixes most messages with its own (sometimes shorter) path;
-            // replace that with the full one.
-            let rest = match inner.split_once(": ") {
-                Some((own, rest)) if !own.contains(' ') && field.starts_with(own) => rest,
-                _ => inner.as_str(),
-            };
-            let message = if field == "." {
-                rest.to_string()
-            } else {
-                format!("{field}: {rest}")
-            };
-            ConfigError::Parse {
-                file: path.to_path_buf(),
-                message,
-            }
-        })
+        parse_yaml(text, path)
     }
 
     /// Checks everything serde cannot: ranges, uniqueness, URLs and credential sources.

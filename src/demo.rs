@@ -161,6 +161,10 @@ pub async fn run_demo(cli: &Cli, args: &DemoArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     };
+    let web = match crate::app::load_web_config(cli) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
     let clock: SharedClock = Arc::new(SystemClock);
     let spec = WorldSpec {
         instances_per_cloud: 2,
@@ -204,12 +208,18 @@ pub async fn run_demo(cli: &Cli, args: &DemoArgs) -> ExitCode {
         fmt_duration(args.poll_interval),
         args.faults * 100.0
     );
+    let scheme = match web.as_ref().map(|w| w.current()) {
+        Some(c) if c.tls.is_some() => "https",
+        _ => "http",
+    };
     println!(
-        "Open http://{local}{} (Ctrl-C to stop).",
+        "Open {scheme}://{local}{} (Ctrl-C to stop).",
         cli.telemetry_path
     );
     let shutdown = crate::shutdown::on_signal();
-    exporter.run(listener, &cli.telemetry_path, shutdown).await;
+    exporter
+        .run(listener, &cli.telemetry_path, web, shutdown)
+        .await;
     ExitCode::SUCCESS
 }
 

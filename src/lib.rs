@@ -4,10 +4,13 @@
 //! `ARCHITECTURE.md` has the code map and the invariants. Modules in reading order:
 //! the domain (`model`), configuration (`config`, `credentials`), the clouds
 //! (`providers`), polling (`scheduler`, `timelag`, `store`), exposition (`metrics`,
-//! `server`), the commands (`cli`, `app`, `demo`), and the simulator (`sim`).
+//! `server`, protected by `web_config`, `basic_auth` and `client_cert`), the commands
+//! (`cli`, `app`, `demo`), and the simulator (`sim`).
 
 pub mod app;
+pub mod basic_auth;
 pub mod cli;
+pub mod client_cert;
 pub mod clock;
 pub mod config;
 pub mod credentials;
@@ -22,3 +25,4 @@ pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod timelag;
+pub mod web_config;

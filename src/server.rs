@@ -2,6 +2,11 @@
 //! `/readyz` (ready after the first poll round), `POST /-/reload` (re-read the
 //! configuration, as Prometheus does) and a landing page at `/`.
 //!
+//! With a web configuration file (`--web.config.file`) it also speaks HTTPS and asks for
+//! basic auth on every path but the probes `/healthz` and `/readyz`, which kubelets and
+//! load balancers call without credentials. The TLS handshake runs in the connection's
+//! own task with a deadline, so a slow or failed handshake never holds up the accept loop.
+//!
 //! Serving never calls a cloud API: `/metrics` renders the store and the exporter's
 //! registry. Connections drain gracefully on shutdown.
 
@@ -18,13 +23,21 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::basic_auth::Authenticator;
 use crate::metrics::CONTENT_TYPE;
+use crate::web_config::WebConfigSource;
 
 /// How long open connections may take to finish after shutdown was requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Paths served without basic auth: liveness and readiness probes.
+pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 /// What the server serves; the exporter implements it.
 pub trait Backend: Send + Sync {
@@ -42,6 +55,23 @@ pub trait Backend: Send + Sync {
 pub struct ServerState {
     pub backend: Arc<dyn Backend>,
     pub telemetry_path: String,
+    /// TLS, basic auth and extra headers; `None` serves plain HTTP to anyone.
+    pub web: Option<WebProtection>,
+}
+
+/// The web configuration and the basic-auth checker (and its cache) that go with it.
+pub struct WebProtection {
+    pub source: Arc<WebConfigSource>,
+    pub auth: Authenticator,
+}
+
+impl WebProtection {
+    pub fn new(source: Arc<WebConfigSource>) -> WebProtection {
+        WebProtection {
+            source,
+            auth: Authenticator::new(),
+        }
+    }
 }
 
 type Body = Full<Bytes>;
@@ -66,20 +96,11 @@ pub async fn serve(
             _ = crate::shutdown::stopped(&mut shutdown) => break,
         };
         let state = state.clone();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(&state, req)) }
-        });
-        let conn = http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        // Taken before the handshake so that shutdown also waits for (and cuts short)
+        // connections still negotiating TLS.
+        let watcher = graceful.watcher();
+        let shutdown = shutdown.clone();
+        tokio::spawn(connection(stream, state, watcher, shutdown));
     }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
@@ -87,6 +108,82 @@ pub async fn serve(
     {
         tracing::warn!("open HTTP connections did not finish in time");
     }
+}
+
+/// Serves one connection: the TLS handshake when the web configuration asks for it
+/// (read afresh for every connection), then HTTP/1.1.
+async fn connection(
+    stream: TcpStream,
+    state: Arc<ServerState>,
+    watcher: Watcher,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tls = state
+        .web
+        .as_ref()
+        .and_then(|w| w.source.current().tls.clone());
+    let Some(acceptor) = tls else {
+        return http(stream, state, watcher).await;
+    };
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            // Scanners and plain-HTTP clients end up here; not worth more than debug.
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        },
+        _ = crate::shutdown::stopped(&mut shutdown) => return,
+    };
+    http(stream, state, watcher).await
+}
+
+async fn http<S>(stream: S, state: Arc<ServerState>, watcher: Watcher)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(respond(&state, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Applies the web configuration (basic auth, extra headers), then routes.
+async fn respond(state: &ServerState, req: Request<Incoming>) -> Response<Body> {
+    let Some(web) = &state.web else {
+        return handle(state, req);
+    };
+    let config = web.source.current();
+    let open = OPEN_PATHS.contains(&req.uri().path());
+    let mut resp = match &config.users {
+        Some(users) if !open && !web.auth.check(users, req.headers()).await => unauthorized(),
+        _ => handle(state, req),
+    };
+    for (name, value) in &config.headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
+}
+
+/// 401 with the challenge, as exporter-toolkit answers.
+fn unauthorized() -> Response<Body> {
+    let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+    r
 }
 
 /// Routes one request.

@@ -4,7 +4,7 @@
 //! `ARCHITECTURE.md` has the code map and the invariants. Modules in reading order:
 //! the domain (`model`), configuration (`config`, `credentials`), the clouds
 //! (`providers`), polling (`scheduler`, `timelag`, `store`), exposition (`metrics`,
-//! `server`), the commands (`cli`, `app`, `demo`), and the simulator (`sim`).
+//! `server`), the commands (`cli`, `app`, `demo`, `reset`), and the simulator (`sim`).
 
 pub mod app;
 pub mod cli;
@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod metrics;
 pub mod model;
 pub mod providers;
+pub mod reset;
 pub mod scheduler;
 pub mod server;
 pub mod shutdown;

@@ -664,15 +664,20 @@ impl Plan {
             .rows
             .iter()
             .map(|row| {
-                let now = after
+                let found = after
                     .topic(&row.topic)
-                    .and_then(|t| t.partition(row.partition))
-                    .and_then(|p| p.committed);
-                let mut verdict = verify(&self.request.target, row, now);
-                if !written && now == row.current && verdict != Verdict::Applied {
+                    .and_then(|t| t.partition(row.partition));
+                let committed = found.and_then(|p| p.committed);
+                let mut verdict = verify(&self.request.target, row, committed);
+                if !written && committed == row.current && verdict != Verdict::Applied {
                     verdict = Verdict::NotApplied;
                 }
-                (row.clone(), now, verdict)
+                ResultRow {
+                    plan: row.clone(),
+                    committed,
+                    log_end: found.map(|p| p.log_end),
+                    verdict,
+                }
             })
             .collect();
         Results { rows }
@@ -759,12 +764,23 @@ pub fn verify(target: &ResetTarget, row: &PlanRow, after: Option<i64>) -> Verdic
 /// The outcome of an executed reset, partition by partition.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Results {
-    /// Plan row, committed offset after the write, verdict.
-    pub rows: Vec<(PlanRow, Option<i64>, Verdict)>,
+    pub rows: Vec<ResultRow>,
+}
+
+/// One partition after the write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultRow {
+    pub plan: PlanRow,
+    /// The committed offset read after the write.
+    pub committed: Option<i64>,
+    /// The log end read after the write; `None` when the partition was not in the answer.
+    pub log_end: Option<i64>,
+    pub verdict: Verdict,
 }
 
 impl Results {
-    /// The before/after table: `TOPIC PARTITION BEFORE TARGET AFTER LOG-END-OFFSET RESULT`.
+    /// The before/after table: `TOPIC PARTITION BEFORE TARGET AFTER LOG-END-OFFSET RESULT`,
+    /// the log end as re-read (so that the lag after the reset shows).
     pub fn table(&self) -> String {
         table(
             &[
@@ -778,15 +794,15 @@ impl Results {
             ],
             self.rows
                 .iter()
-                .map(|(r, after, verdict)| {
+                .map(|r| {
                     vec![
-                        r.topic.clone(),
-                        r.partition.to_string(),
-                        offset_text(r.current),
-                        r.target.to_string(),
-                        offset_text(*after),
-                        r.log_end.to_string(),
-                        verdict.as_str().to_string(),
+                        r.plan.topic.clone(),
+                        r.plan.partition.to_string(),
+                        offset_text(r.plan.current),
+                        r.plan.target.to_string(),
+                        offset_text(r.committed),
+                        offset_text(r.log_end),
+                        r.verdict.as_str().to_string(),
                     ]
                 })
                 .collect(),
@@ -794,7 +810,7 @@ impl Results {
     }
 
     fn count(&self, verdict: Verdict) -> usize {
-        self.rows.iter().filter(|(_, _, v)| *v == verdict).count()
+        self.rows.iter().filter(|r| r.verdict == verdict).count()
     }
 
     /// Says on `err` what was and was not applied; an error when anything was not, or
@@ -809,8 +825,8 @@ impl Results {
         let missing: Vec<String> = self
             .rows
             .iter()
-            .filter(|(_, _, v)| *v == Verdict::NotApplied)
-            .map(|(r, _, _)| format!("{}/{}", r.topic, r.partition))
+            .filter(|r| r.verdict == Verdict::NotApplied)
+            .map(|r| format!("{}/{}", r.plan.topic, r.plan.partition))
             .collect();
         let unverified = self.count(Verdict::Unverified);
         if unverified > 0 {
@@ -1230,10 +1246,10 @@ mod tests {
         let mut after = progress();
         after.topics[0].partitions[0].committed = Some(3);
         let accepted = p.check(&after, true);
-        let verdicts: Vec<Verdict> = accepted.rows.iter().map(|(_, _, v)| *v).collect();
+        let verdicts: Vec<Verdict> = accepted.rows.iter().map(|r| r.verdict).collect();
         assert_eq!(verdicts, [Verdict::Unverified, Verdict::Unverified]);
         let refused = p.check(&after, false);
-        let verdicts: Vec<Verdict> = refused.rows.iter().map(|(_, _, v)| *v).collect();
+        let verdicts: Vec<Verdict> = refused.rows.iter().map(|r| r.verdict).collect();
         assert_eq!(verdicts, [Verdict::Unverified, Verdict::NotApplied]);
 
         let mut err = Vec::new();

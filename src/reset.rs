@@ -127,7 +127,7 @@ async fn reset(
     put(
         err,
         &format!(
-            "plan: {} {} of group {} on {} instance {} (account {}, region {}), {} partitions\n",
+            "plan: {} {} of group {} on {} instance {} (account {}, region {}), {}\n",
             describe(&plan.request.target),
             describe_scope(&plan.request.scope),
             args.group,
@@ -135,7 +135,7 @@ async fn reset(
             instance.instance_id,
             instance.account,
             instance.region,
-            plan.rows.len()
+            partitions(plan.rows.len())
         ),
     )?;
     put(out, &plan.table())?;
@@ -524,6 +524,15 @@ impl fmt::Display for Expected {
     }
 }
 
+/// "1 partition", "3 partitions".
+fn partitions(n: usize) -> String {
+    if n == 1 {
+        "1 partition".into()
+    } else {
+        format!("{n} partitions")
+    }
+}
+
 /// An offset, or `-` when there is none.
 fn offset_text(o: Option<i64>) -> String {
     o.map_or_else(|| "-".to_string(), |o| o.to_string())
@@ -847,13 +856,13 @@ impl Results {
             )?;
         }
         if write_failed || !missing.is_empty() {
-            let applied = total - missing.len();
             let what = if missing.is_empty() {
                 "every partition is at its target, yet the cloud reported a failure".to_string()
             } else {
                 format!(
-                    "{} of {total} partitions are not at their target: {} ({applied} are)",
+                    "{} of {} not at the target: {}",
                     missing.len(),
+                    partitions(total),
                     missing.join(", ")
                 )
             };
@@ -1258,9 +1267,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.exit_code(), 1);
         assert!(
-            e.to_string().starts_with(
-                "the reset failed: 1 of 2 partitions are not at their target: a/1 (1 are)"
-            ),
+            e.to_string()
+                .starts_with("the reset failed: 1 of 2 partitions not at the target: a/1;"),
             "{e}"
         );
         let mut err = Vec::new();
@@ -1292,7 +1300,7 @@ mod tests {
         assert_eq!(e.exit_code(), 1);
         assert!(
             e.to_string().starts_with(
-                "the reset was accepted but not fully applied: 1 of 3 partitions are not at their target: a/1"
+                "the reset was accepted but not fully applied: 1 of 3 partitions not at the target: a/1;"
             ),
             "{e}"
         );

@@ -888,7 +888,7 @@ async fn a_cloud_error_during_execute_is_status_1_and_says_what_was_not_applied(
             &[
                 "error: the cloud did not apply the reset: ",
                 code,
-                "error: the reset failed: 3 of 3 partitions are not at their target: topic-0006/0, topic-0006/1, topic-0006/2",
+                "error: the reset failed: 3 of 3 partitions not at the target: topic-0006/0, topic-0006/1, topic-0006/2;",
             ],
         );
         assert_eq!(run.out.matches("NOT APPLIED").count(), 3, "{}", run.out);
@@ -918,7 +918,7 @@ async fn business_failures_answered_with_http_200_are_failures() {
             &run,
             &[
                 "error: the cloud did not apply the reset: ",
-                "1 of 1 partitions are not at their target: topic-0006/1",
+                "1 of 1 partition not at the target: topic-0006/1;",
             ],
         );
         assert_eq!(e.committed(cloud, &g), before);

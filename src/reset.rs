@@ -851,7 +851,8 @@ impl Results {
             put(
                 err,
                 &format!(
-                    "note: {unverified} of {total} partitions are where the target lies, but their exact offset cannot be checked: {why}\n"
+                    "note: {unverified} of {} where the target lies, but the exact offset cannot be checked: {why}\n",
+                    partitions(total)
                 ),
             )?;
         }
@@ -877,14 +878,16 @@ impl Results {
         }
         let applied = self.count(Verdict::Applied);
         let summary = if unverified == 0 {
-            format!("reset applied: all {total} partitions are at their target")
+            format!("reset applied: {} at the target", partitions(total))
         } else if applied == 0 {
             format!(
-                "reset applied: all {total} partitions are where the target lies; their exact offsets cannot be verified (see the note above)"
+                "reset applied: {} where the target lies; exact offsets cannot be verified (see the note above)",
+                partitions(total)
             )
         } else {
             format!(
-                "reset applied: {applied} partitions verified at their target, {unverified} where the target lies but not verifiable exactly (see the note above)"
+                "reset applied: {} at the target, {unverified} where the target lies but not verifiable exactly (see the note above)",
+                partitions(applied)
             )
         };
         put(err, &format!("{summary}\n"))
@@ -1277,7 +1280,7 @@ mod tests {
             .unwrap();
         let err = String::from_utf8(err).unwrap();
         assert!(
-            err.contains("2 of 2 partitions are where the target lies"),
+            err.contains("2 of 2 partitions where the target lies"),
             "{err}"
         );
         assert!(err.contains("exact offsets cannot be verified"), "{err}");

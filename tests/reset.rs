@@ -385,7 +385,8 @@ async fn to_latest_moves_every_topic_to_its_log_end() {
             assert_eq!(committed, Some(log_end), "{cloud} {topic}/{p}");
         }
         assert!(
-            run.err.contains("all 6 partitions are at their target"),
+            run.err
+                .contains("reset applied: 6 partitions at the target"),
             "{}",
             run.err
         );
@@ -498,7 +499,8 @@ async fn to_offsets_sets_exactly_the_partitions_given() {
             .await;
         assert_executed(&run);
         assert!(
-            run.err.contains("all 2 partitions are at their target"),
+            run.err
+                .contains("reset applied: 2 partitions at the target"),
             "{}",
             run.err
         );
@@ -577,7 +579,8 @@ async fn shift_by_moves_tencent_partitions_relative_to_their_offsets() {
         .await;
     assert_executed(&run);
     assert!(
-        run.err.contains("all 3 partitions are at their target"),
+        run.err
+            .contains("reset applied: 3 partitions at the target"),
         "{}",
         run.err
     );

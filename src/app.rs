@@ -227,6 +227,44 @@ fn settings(config: &Config) -> Settings {
     }
 }
 
+/// What every provider of `account` shares: the HTTP client, the clock, an observer, the
+/// request timeout, retries and the account's request budget (its configured rates).
+pub fn provider_deps(
+    config: &Config,
+    account: &Account,
+    http: &reqwest::Client,
+    clock: &SharedClock,
+    observer: Arc<dyn providers::ApiObserver>,
+) -> ProviderDeps {
+    let rates: HashMap<String, f64> = providers::budget::default_rate_limits(account.cloud)
+        .iter()
+        .map(|(a, _)| (a.to_string(), account.rate_limit(a)))
+        .collect();
+    ProviderDeps {
+        http: http.clone(),
+        clock: clock.clone(),
+        observer,
+        request_timeout: config.request_timeout,
+        retry: RetryPolicy::default(),
+        budget: Arc::new(Budget::new(
+            rates,
+            crate::config::ALIBABA_DEFAULT_RATE_LIMIT,
+        )),
+    }
+}
+
+/// The provider of `account` in `region`, reading credentials from `sources`.
+pub fn account_provider(
+    account: &Account,
+    region: &str,
+    sources: CredentialSources,
+    deps: &ProviderDeps,
+) -> Arc<dyn providers::Provider> {
+    let mut spec = AccountSpec::from_config(account, region);
+    spec.credentials = CredentialProvider::new(sources);
+    providers::build(spec, deps)
+}
+
 /// Turns the configured accounts, instances and groups into a polling plan: one
 /// provider per (account, region), sharing the account's budget and concurrency.
 pub fn build_plan(
@@ -239,28 +277,15 @@ pub fn build_plan(
     let mut plan = Plan::default();
     for account in &config.accounts {
         let name: Arc<str> = account.name.as_str().into();
-        let rates: HashMap<String, f64> = providers::budget::default_rate_limits(account.cloud)
-            .iter()
-            .map(|(a, _)| (a.to_string(), account.rate_limit(a)))
-            .collect();
-        let budget = Arc::new(Budget::new(
-            rates,
-            crate::config::ALIBABA_DEFAULT_RATE_LIMIT,
-        ));
-        let deps = ProviderDeps {
-            http: http.clone(),
-            clock: clock.clone(),
-            observer: metrics.exporter.clone(),
-            request_timeout: config.request_timeout,
-            retry: RetryPolicy::default(),
-            budget: budget.clone(),
-        };
+        let deps = provider_deps(config, account, http, clock, metrics.exporter.clone());
+        let budget = deps.budget.clone();
         let sources = credentials(account);
         let mut regions = HashMap::new();
         for region in account.regions() {
-            let mut spec = AccountSpec::from_config(account, region);
-            spec.credentials = CredentialProvider::new(sources.clone());
-            regions.insert(Arc::<str>::from(region), providers::build(spec, &deps));
+            regions.insert(
+                Arc::<str>::from(region),
+                account_provider(account, region, sources.clone(), &deps),
+            );
         }
         let iref = |instance: &crate::config::Instance| {
             Arc::new(InstanceRef {
@@ -332,6 +357,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Once) => runtime.block_on(once(&cli)),
         Some(Command::Demo(args)) => runtime.block_on(crate::demo::run_demo(&cli, args)),
         Some(Command::Simulator(args)) => runtime.block_on(crate::demo::run_simulator(args)),
+        Some(Command::ResetOffsets(args)) => runtime.block_on(reset_offsets(&cli, args)),
     }
 }
 
@@ -383,6 +409,14 @@ pub fn load_config(path: &Path, check_credentials: bool) -> Result<Config, Confi
         config.check_credentials(path)?;
     }
     Ok(config)
+}
+
+/// The `--config.file` path and its configuration, or the exit status of the reported
+/// error (status 2).
+fn cli_config(cli: &Cli, check_credentials: bool) -> Result<(PathBuf, Config), ExitCode> {
+    let path = config_path(cli)?.to_path_buf();
+    let config = load_config(&path, check_credentials).map_err(|e| config_failure(&e))?;
+    Ok((path, config))
 }
 
 fn check_config(cli: &Cli, skip_credentials: bool) -> ExitCode {
@@ -456,13 +490,9 @@ fn check_telemetry_path(path: &str) -> Result<(), ExitCode> {
 }
 
 async fn daemon(cli: &Cli) -> ExitCode {
-    let path = match config_path(cli) {
-        Ok(p) => p.to_path_buf(),
+    let (path, config) = match cli_config(cli, true) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
-    };
-    let config = match load_config(&path, true) {
-        Ok(c) => c,
-        Err(e) => return config_failure(&e),
     };
     if let Err(code) = check_telemetry_path(&cli.telemetry_path) {
         return code;
@@ -504,14 +534,29 @@ async fn daemon(cli: &Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn once(cli: &Cli) -> ExitCode {
-    let path: PathBuf = match config_path(cli) {
-        Ok(p) => p.to_path_buf(),
+/// `reset-offsets`: the only command that writes to a cloud; never part of the daemon.
+async fn reset_offsets(cli: &Cli, args: &crate::cli::ResetArgs) -> ExitCode {
+    // Only the named account's credentials are needed; `reset` reads and checks them.
+    let config = match cli_config(cli, false) {
+        Ok((_, config)) => config,
         Err(code) => return code,
     };
-    let config = match load_config(&path, true) {
-        Ok(c) => c,
-        Err(e) => return config_failure(&e),
+    let status = crate::reset::run(
+        args,
+        &config,
+        Arc::new(SystemClock),
+        &configured_credentials,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    )
+    .await;
+    ExitCode::from(status)
+}
+
+async fn once(cli: &Cli) -> ExitCode {
+    let config = match cli_config(cli, true) {
+        Ok((_, config)) => config,
+        Err(code) => return code,
     };
     let exporter = Exporter::new(
         config,

@@ -73,6 +73,11 @@ pub enum Command {
     /// Run only the built-in simulator of both clouds, for trying configurations, tests
     /// and benchmarks. Writes a configuration that points at it with --write-config.
     Simulator(SimulatorArgs),
+    /// Move a consumer group's committed offsets, like `kafka-consumer-groups
+    /// --reset-offsets`. Prints the plan and changes nothing unless --execute is given.
+    /// Exit status: 0 done (or dry run), 1 the cloud refused or the result differs from
+    /// the plan, 2 refused before writing (usage, configuration, validation).
+    ResetOffsets(ResetArgs),
 }
 
 /// Options of `demo`.
@@ -138,6 +143,55 @@ pub struct SimulatorArgs {
     /// Poll interval written into the generated configuration.
     #[arg(long = "poll-interval", value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub poll_interval: std::time::Duration,
+}
+
+/// Options of `reset-offsets`: where, which target (exactly one), and whether to apply it.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("target")
+        .required(true)
+        .multiple(false)
+        .args(["to_latest", "to_earliest", "to_timestamp_ms", "to_datetime", "to_offsets", "shift_by"])
+))]
+pub struct ResetArgs {
+    /// The configured account (`accounts[].name`) whose credentials and endpoint are used.
+    #[arg(long, value_name = "NAME")]
+    pub account: String,
+    /// The Kafka instance id, listed under the account (or found by its discovery).
+    #[arg(long, value_name = "ID")]
+    pub instance: String,
+    /// The consumer group to reset; it must have no active members.
+    #[arg(long, value_name = "GROUP")]
+    pub group: String,
+    /// Reset only this topic (default: every topic the group has offsets for).
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Move to the log-end offset of each partition.
+    #[arg(long = "to-latest")]
+    pub to_latest: bool,
+    /// Move to the earliest retained offset of each partition.
+    #[arg(long = "to-earliest")]
+    pub to_earliest: bool,
+    /// Move to the first offset produced at or after this time (Unix milliseconds).
+    #[arg(
+        long = "to-timestamp-ms",
+        value_name = "MS",
+        allow_negative_numbers = true
+    )]
+    pub to_timestamp_ms: Option<i64>,
+    /// Move to the first offset produced at or after this time (RFC 3339, with offset,
+    /// e.g. 2024-05-01T08:00:00+08:00).
+    #[arg(long = "to-datetime", value_name = "RFC3339")]
+    pub to_datetime: Option<String>,
+    /// Set explicit offsets of partitions of --topic, e.g. 0=1200,3=1500.
+    #[arg(long = "to-offsets", value_name = "P=O[,P=O...]")]
+    pub to_offsets: Option<String>,
+    /// Move each partition by N messages (negative: back). Tencent only.
+    #[arg(long = "shift-by", value_name = "N", allow_negative_numbers = true)]
+    pub shift_by: Option<i64>,
+    /// Apply the plan. Without it nothing is written (dry run).
+    #[arg(long)]
+    pub execute: bool,
 }
 
 /// Log levels.
@@ -215,5 +269,41 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "demo", "--faults", "2"]).is_err());
         let cli = Cli::try_parse_from(["x", "demo", "--web.config.file", "web.yml"]).unwrap();
         assert_eq!(cli.web_config_file.unwrap(), PathBuf::from("web.yml"));
+    }
+
+    fn reset(extra: &[&str]) -> Result<ResetArgs, clap::Error> {
+        let mut argv = vec![
+            "x",
+            "reset-offsets",
+            "--account",
+            "a",
+            "--instance",
+            "i",
+            "--group",
+            "g",
+        ];
+        argv.extend(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Some(Command::ResetOffsets(args)) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reset_offsets_needs_exactly_one_target() {
+        let args = reset(&["--shift-by", "-5", "--execute"]).unwrap();
+        assert_eq!(args.shift_by, Some(-5));
+        assert!(args.execute);
+        let args = reset(&["--to-timestamp-ms", "-1"]).unwrap();
+        assert_eq!(args.to_timestamp_ms, Some(-1));
+        let args = reset(&["--topic", "t", "--to-offsets", "0=1,1=2"]).unwrap();
+        assert_eq!(args.to_offsets.as_deref(), Some("0=1,1=2"));
+        assert!(!args.execute, "dry run by default");
+        let none = reset(&[]).unwrap_err();
+        assert_eq!(none.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let two = reset(&["--to-latest", "--to-earliest"]).unwrap_err();
+        assert_eq!(two.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert_eq!(none.exit_code(), 2);
+        assert_eq!(two.exit_code(), 2);
     }
 }

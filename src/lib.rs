@@ -5,7 +5,7 @@
 //! the domain (`model`), configuration (`config`, `credentials`), the clouds
 //! (`providers`), polling (`scheduler`, `timelag`, `store`), exposition (`metrics`,
 //! `server`, protected by `web_config`, `basic_auth` and `client_cert`), the commands
-//! (`cli`, `app`, `demo`), and the simulator (`sim`).
+//! (`cli`, `app`, `demo`, `reset`), and the simulator (`sim`).
 
 pub mod app;
 pub mod basic_auth;
@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod metrics;
 pub mod model;
 pub mod providers;
+pub mod reset;
 pub mod scheduler;
 pub mod server;
 pub mod shutdown;

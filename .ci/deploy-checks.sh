@@ -174,7 +174,8 @@ check "PrometheusRule copies == alerts.yaml" "$PY" .ci/check_prometheusrule.py
 # --- kustomize ---
 render_kustomize() {
   "$KUBECTL" kustomize deploy/kubernetes >"$OUT/kustomize-base.yaml" &&
-    "$KUBECTL" kustomize deploy/examples/kustomize-overlay >"$OUT/kustomize-overlay.yaml"
+    "$KUBECTL" kustomize deploy/examples/kustomize-overlay >"$OUT/kustomize-overlay.yaml" &&
+    "$KUBECTL" kustomize deploy/examples/kustomize-tls >"$OUT/kustomize-tls.yaml"
 }
 validate_k8s() {
   local v
@@ -184,9 +185,10 @@ validate_k8s() {
   done
   echo "valid against Kubernetes ${K8S_VERSIONS[*]} (strict): $*"
 }
-check "kustomize build (base, example overlay)" render_kustomize
+check "kustomize build (base, example overlays)" render_kustomize
 check "kustomize output: kubernetes-validate" validate_k8s "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" \
-  deploy/kubernetes/secret.example.yaml
+  "$OUT/kustomize-tls.yaml" deploy/kubernetes/secret.example.yaml \
+  deploy/kubernetes/components/web-config/web-config.example.yaml
 
 # --- Helm ---
 helm_render() {
@@ -217,11 +219,12 @@ check "helm output: kubernetes-validate" validate_k8s "$OUT/helm-default.yaml" "
 
 # --- Both ---
 check "manifest policy (security, probes, secrets)" "$PY" .ci/check_manifests.py \
-  "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" "$OUT/helm-default.yaml" \
-  "$OUT/helm-all.yaml" "$OUT/helm-rules.yaml"
+  "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" "$OUT/kustomize-tls.yaml" \
+  "$OUT/helm-default.yaml" "$OUT/helm-all.yaml" "$OUT/helm-rules.yaml"
 check "ServiceMonitor/PrometheusRule: CRD schema" "$PY" .ci/check_crds.py \
   --require ServiceMonitor --require PrometheusRule \
-  "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" "$OUT/helm-all.yaml" "$OUT/helm-rules.yaml"
+  "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" "$OUT/kustomize-tls.yaml" \
+  "$OUT/helm-all.yaml" "$OUT/helm-rules.yaml"
 check "rendered PrometheusRules == alerts.yaml" "$PY" .ci/check_prometheusrule.py --rendered \
   "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" "$OUT/helm-rules.yaml"
 helm_overrides() {

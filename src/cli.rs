@@ -18,19 +18,30 @@ pub struct Cli {
         long = "config.file",
         visible_alias = "config",
         value_name = "FILE",
-        global = true
+        global = true,
+        help_heading = "Global options"
     )]
     pub config_file: Option<PathBuf>,
 
     /// Address to serve /metrics on; overrides `listen` in the configuration.
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT", global = true)]
+    #[arg(
+        long = "web.listen-address",
+        value_name = "HOST:PORT",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub listen_address: Option<String>,
 
     /// Web configuration file (YAML, Prometheus exporter-toolkit format): TLS
     /// (`tls_server_config`), basic auth (`basic_auth_users`, bcrypt hashes) and response
     /// headers. Re-read on every new connection and request; an invalid change keeps the
     /// previous settings. /healthz and /readyz stay open without authentication.
-    #[arg(long = "web.config.file", value_name = "FILE", global = true)]
+    #[arg(
+        long = "web.config.file",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub web_config_file: Option<PathBuf>,
 
     /// Path under which metrics are served.
@@ -38,16 +49,17 @@ pub struct Cli {
         long = "web.telemetry-path",
         value_name = "PATH",
         default_value = "/metrics",
-        global = true
+        global = true,
+        help_heading = "Global options"
     )]
     pub telemetry_path: String,
 
     /// Only log messages of this level or more severe.
-    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true)]
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true, help_heading = "Global options")]
     pub log_level: LogLevel,
 
     /// Log line format (logs go to stderr).
-    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Text, global = true, help_heading = "Global options")]
     pub log_format: LogFormat,
 
     #[command(subcommand)]

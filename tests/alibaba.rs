@@ -6,7 +6,7 @@
 //! wait is the hang test's 200 ms per-attempt timeout.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kafka_cloud_lag_exporter::clock::{Clock, ManualClock, unix_millis};
@@ -19,7 +19,7 @@ use kafka_cloud_lag_exporter::model::{
 use kafka_cloud_lag_exporter::providers::alibaba::AlibabaProvider;
 use kafka_cloud_lag_exporter::providers::call::RetryPolicy;
 use kafka_cloud_lag_exporter::providers::{
-    AccountSpec, ApiObserver, ErrorKind, Provider, ProviderDeps, ProviderError, http,
+    AccountSpec, ErrorKind, Provider, ProviderDeps, ProviderError, http,
 };
 use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
 use kafka_cloud_lag_exporter::sim::world::{SimGroup, World, WorldSpec, group_name, instance_id};
@@ -33,30 +33,7 @@ const STS_SECRET: &str = "sts-secret-value";
 const STS_TOKEN: &str = "sts-token/value+with=specials";
 const REGION: &str = "cn-hangzhou";
 
-/// Records every observer call as text.
-#[derive(Default)]
-struct Counting(Mutex<Vec<String>>);
-
-impl ApiObserver for Counting {
-    fn request(&self, _: Cloud, a: &'static str) {
-        self.0.lock().unwrap().push(format!("request {a}"));
-    }
-    fn error(&self, _: Cloud, a: &'static str, k: ErrorKind) {
-        self.0.lock().unwrap().push(format!("error {a} {k}"));
-    }
-    fn retry(&self, _: Cloud, a: &'static str) {
-        self.0.lock().unwrap().push(format!("retry {a}"));
-    }
-}
-
-impl Counting {
-    fn events(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-    fn count(&self, event: &str) -> usize {
-        self.events().iter().filter(|e| *e == event).count()
-    }
-}
+type Counting = kafka_cloud_lag_exporter::providers::RecordingObserver;
 
 fn settings() -> SimSettings {
     SimSettings {

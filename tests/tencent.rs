@@ -3,7 +3,7 @@
 //! every kind of offset reset. Time is a `ManualClock`; nothing sleeps.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kafka_cloud_lag_exporter::clock::{Clock, ManualClock, SharedClock, unix_millis};
@@ -16,7 +16,7 @@ use kafka_cloud_lag_exporter::model::{
 use kafka_cloud_lag_exporter::providers::call::RetryPolicy;
 use kafka_cloud_lag_exporter::providers::tencent::TencentProvider;
 use kafka_cloud_lag_exporter::providers::{
-    AccountSpec, ApiObserver, ErrorKind, Provider, ProviderDeps, ProviderError, http,
+    AccountSpec, ErrorKind, Provider, ProviderDeps, ProviderError, http,
 };
 use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
 use kafka_cloud_lag_exporter::sim::world::{World, WorldSpec, group_name, instance_id};
@@ -29,32 +29,7 @@ const REGION: &str = "ap-guangzhou";
 const SECRET_ID: &str = "AKIDSimulatorSecretId";
 const SECRET: &str = "sim-tencent-secret";
 
-/// Records every observer call, like the metrics would count them.
-#[derive(Default)]
-struct Counting(Mutex<Vec<String>>);
-
-impl ApiObserver for Counting {
-    fn request(&self, _: Cloud, a: &'static str) {
-        self.0.lock().unwrap().push(format!("request {a}"));
-    }
-    fn error(&self, _: Cloud, a: &'static str, k: ErrorKind) {
-        self.0.lock().unwrap().push(format!("error {a} {k}"));
-    }
-    fn retry(&self, _: Cloud, a: &'static str) {
-        self.0.lock().unwrap().push(format!("retry {a}"));
-    }
-}
-
-impl Counting {
-    fn count(&self, prefix: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.starts_with(prefix))
-            .count()
-    }
-}
+type Counting = kafka_cloud_lag_exporter::providers::RecordingObserver;
 
 /// How the client is built.
 struct Client {
@@ -246,7 +221,7 @@ async fn progress_equals_the_world_for_every_group() {
     // Group 3 and 6 of each instance lack a commit on one partition: Offset -1 on the wire.
     assert_eq!(uncommitted, 4);
     assert_eq!(h.count("DescribeGroupOffsets", "ok"), 12);
-    assert_eq!(h.observer.count("error"), 0);
+    assert_eq!(h.observer.count_prefix("error"), 0);
 }
 
 #[tokio::test]
@@ -318,7 +293,7 @@ async fn unknown_groups_and_instances_are_not_found() {
         Some("InvalidParameterValue.InstanceNotExist")
     );
     // Not-found is final: one attempt each.
-    assert_eq!(h.observer.count("request"), 2);
+    assert_eq!(h.observer.count_prefix("request"), 2);
 }
 
 // ---- credentials and signing ------------------------------------------------------------
@@ -401,7 +376,7 @@ async fn a_wrong_secret_is_an_auth_error_that_leaks_nothing() {
     assert!(e.request_id.is_some());
     assert!(!e.retryable);
     assert_eq!(
-        h.observer.count("request"),
+        h.observer.count_prefix("request"),
         1,
         "auth errors are not retried"
     );
@@ -456,7 +431,7 @@ async fn clock_skew_beyond_five_minutes_is_rejected() {
     assert_eq!(e.kind, ErrorKind::Auth);
     assert_eq!(e.code.as_deref(), Some("AuthFailure.SignatureExpire"));
     assert!(e.message.contains("check the system clock"), "{e}");
-    assert_eq!(h.observer.count("request"), 1);
+    assert_eq!(h.observer.count_prefix("request"), 1);
 
     // Four minutes off is inside the window.
     ahead.set(h.clock.now() + Duration::from_secs(4 * 60));
@@ -483,9 +458,13 @@ async fn throttling_is_retried_and_counted() {
     // Backoff moved the manual clock; the answer is the world at that moment.
     assert!(h.clock.now() > start);
     assert_eq!(got, h.expected(&inst.instance_id, &group_name(2)));
-    assert_eq!(h.observer.count("request DescribeGroupOffsets"), 3);
-    assert_eq!(h.observer.count("error DescribeGroupOffsets throttled"), 2);
-    assert_eq!(h.observer.count("retry DescribeGroupOffsets"), 2);
+    assert_eq!(h.observer.count_prefix("request DescribeGroupOffsets"), 3);
+    assert_eq!(
+        h.observer
+            .count_prefix("error DescribeGroupOffsets throttled"),
+        2
+    );
+    assert_eq!(h.observer.count_prefix("retry DescribeGroupOffsets"), 2);
     assert_eq!(h.count("DescribeGroupOffsets", "fault:throttle"), 2);
     assert_eq!(h.count("DescribeGroupOffsets", "ok"), 1);
 }
@@ -525,10 +504,11 @@ async fn sustained_throttling_is_outlasted_within_the_deadline() {
     assert!(refused > 0);
     assert_eq!(h.count("DescribeGroupOffsets", "ok"), 6);
     assert_eq!(
-        h.observer.count("error DescribeGroupOffsets throttled") as u64,
+        h.observer
+            .count_prefix("error DescribeGroupOffsets throttled") as u64,
         refused
     );
-    assert_eq!(h.observer.count("retry") as u64, refused);
+    assert_eq!(h.observer.count_prefix("retry") as u64, refused);
     let waited = h.clock.now().duration_since(start).unwrap();
     assert!(waited >= Duration::from_secs(1), "{waited:?}");
     assert!(h.clock.now() < deadline);
@@ -544,7 +524,7 @@ async fn internal_errors_are_retried() {
         .await
         .unwrap();
     assert_eq!(groups.len(), 3);
-    assert_eq!(h.observer.count("error DescribeGroup api_error"), 1);
+    assert_eq!(h.observer.count_prefix("error DescribeGroup api_error"), 1);
     assert_eq!(h.count("DescribeGroup", "fault:server_error"), 1);
 }
 
@@ -556,8 +536,11 @@ async fn bad_gateway_is_an_http_error_and_retried() {
         .group_progress(&instance(1), &group_name(1), h.deadline())
         .await
         .unwrap();
-    assert_eq!(h.observer.count("error DescribeGroupOffsets http"), 1);
-    assert_eq!(h.observer.count("retry"), 1);
+    assert_eq!(
+        h.observer.count_prefix("error DescribeGroupOffsets http"),
+        1
+    );
+    assert_eq!(h.observer.count_prefix("retry"), 1);
 
     h.inject(Fault::HttpStatus(502), 10, "DescribeGroupOffsets");
     let e = h
@@ -590,7 +573,8 @@ async fn truncated_and_wrongly_shaped_answers_are_bad_responses() {
     assert_eq!(e.kind, ErrorKind::BadResponse);
     assert!(e.message.contains("malformed"), "{e}");
     assert_eq!(
-        h.observer.count("error DescribeGroupOffsets bad_response"),
+        h.observer
+            .count_prefix("error DescribeGroupOffsets bad_response"),
         2,
         "malformed answers are retried"
     );
@@ -633,7 +617,7 @@ async fn a_hang_times_out_per_attempt() {
         .await
         .unwrap();
     assert_eq!(groups.len(), 3);
-    assert_eq!(h.observer.count("error DescribeGroup timeout"), 1);
+    assert_eq!(h.observer.count_prefix("error DescribeGroup timeout"), 1);
 
     h.inject(Fault::Hang, 2, "DescribeGroup");
     let e = h
@@ -920,8 +904,8 @@ async fn writes_are_sent_once_even_when_retryable() {
         .unwrap_err();
     assert_eq!(e.code.as_deref(), Some("InternalError"));
     assert!(e.retryable, "retryable, yet not retried");
-    assert_eq!(h.observer.count("request ModifyGroupOffsets"), 1);
-    assert_eq!(h.observer.count("retry"), 0);
+    assert_eq!(h.observer.count_prefix("request ModifyGroupOffsets"), 1);
+    assert_eq!(h.observer.count_prefix("retry"), 0);
 }
 
 #[tokio::test]
@@ -969,7 +953,7 @@ async fn explicit_offsets_without_a_topic_are_refused_before_sending() {
         .filter(|r| is_write_action(&r.action))
         .count();
     assert_eq!(writes, 0);
-    assert_eq!(h.observer.count("request"), 0);
+    assert_eq!(h.observer.count_prefix("request"), 0);
 }
 
 // ---- malformed paging -------------------------------------------------------------------

@@ -232,21 +232,8 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::providers::ProviderDeps;
-    use std::sync::Mutex;
 
-    #[derive(Default)]
-    struct Counting(Mutex<Vec<String>>);
-    impl ApiObserver for Counting {
-        fn request(&self, _: Cloud, a: &'static str) {
-            self.0.lock().unwrap().push(format!("request {a}"));
-        }
-        fn error(&self, _: Cloud, a: &'static str, k: ErrorKind) {
-            self.0.lock().unwrap().push(format!("error {a} {k}"));
-        }
-        fn retry(&self, _: Cloud, a: &'static str) {
-            self.0.lock().unwrap().push(format!("retry {a}"));
-        }
-    }
+    type Counting = crate::providers::RecordingObserver;
 
     fn caller(clock: Arc<ManualClock>, observer: Arc<Counting>) -> Caller {
         let deps = ProviderDeps {
@@ -281,7 +268,7 @@ mod tests {
             })
             .await;
         assert_eq!(r.unwrap(), 7);
-        let log = obs.0.lock().unwrap().clone();
+        let log = obs.events();
         assert_eq!(
             log,
             [
@@ -308,7 +295,7 @@ mod tests {
             })
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::Auth);
-        assert_eq!(obs.0.lock().unwrap().len(), 2);
+        assert_eq!(obs.events().len(), 2);
     }
 
     #[tokio::test]
@@ -327,7 +314,7 @@ mod tests {
         assert!(r.is_err());
         // The 5 s retry-after does not fit the 2 s deadline: one attempt, no wait.
         assert_eq!(clock.now(), start);
-        assert_eq!(obs.0.lock().unwrap().len(), 2);
+        assert_eq!(obs.events().len(), 2);
     }
 
     #[tokio::test]
@@ -361,13 +348,13 @@ mod tests {
             );
         }
         // No slot before a deadline that is too close: fail without sending.
-        let before = obs.0.lock().unwrap().len();
+        let before = obs.events().len();
         let near = clock.now() + Duration::from_millis(10);
         let r: Result<(), _> = c
             .call("DescribeGroupOffsets", near, |_| async { Ok(()) })
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::Timeout);
-        assert_eq!(obs.0.lock().unwrap().len(), before, "nothing was sent");
+        assert_eq!(obs.events().len(), before, "nothing was sent");
     }
 
     #[test]

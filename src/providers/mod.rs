@@ -268,6 +268,47 @@ pub trait ApiObserver: Send + Sync {
     fn retry(&self, cloud: Cloud, action: &'static str);
 }
 
+/// An observer that records every call as text (`request A`, `error A kind`,
+/// `retry A`), for tests and debugging.
+#[derive(Debug, Default)]
+pub struct RecordingObserver(std::sync::Mutex<Vec<String>>);
+
+impl RecordingObserver {
+    fn push(&self, event: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+    }
+
+    /// Every event so far, in order.
+    pub fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How many events are exactly `event`.
+    pub fn count(&self, event: &str) -> usize {
+        self.events().iter().filter(|e| *e == event).count()
+    }
+
+    /// How many events start with `prefix`.
+    pub fn count_prefix(&self, prefix: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
+    }
+}
+
+impl ApiObserver for RecordingObserver {
+    fn request(&self, _: Cloud, action: &'static str) {
+        self.push(format!("request {action}"));
+    }
+    fn error(&self, _: Cloud, action: &'static str, kind: ErrorKind) {
+        self.push(format!("error {action} {kind}"));
+    }
+    fn retry(&self, _: Cloud, action: &'static str) {
+        self.push(format!("retry {action}"));
+    }
+}
+
 /// An observer that ignores everything.
 #[derive(Debug, Default)]
 pub struct NoopObserver;

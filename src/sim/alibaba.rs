@@ -172,7 +172,7 @@ impl Call<'_> {
         let group = self.params.get("ConsumerId").cloned();
         let fault = self.state.fault(Cloud::Alibaba, &op, group.as_deref());
         if let Some(fault) = fault {
-            let name = fault_name(&fault);
+            let name = fault.name();
             let response = match &fault {
                 Fault::ServerError => self.gateway(
                     500,
@@ -919,19 +919,6 @@ fn bare_status(status: u16) -> SimResponse {
         body: format!("<html><body><h1>{status} {reason}</h1></body></html>").into_bytes(),
         delay: None,
         hang: false,
-    }
-}
-
-fn fault_name(fault: &Fault) -> &'static str {
-    match fault {
-        Fault::ServerError => "server_error",
-        Fault::HttpStatus(_) => "http_status",
-        Fault::Throttle => "throttle",
-        Fault::ApiError(_) => "api_error",
-        Fault::Truncated => "truncated",
-        Fault::WrongShape => "wrong_shape",
-        Fault::Delay(_) => "delay",
-        Fault::Hang => "hang",
     }
 }
 

@@ -28,6 +28,22 @@ pub enum Fault {
     Hang,
 }
 
+impl Fault {
+    /// The fault's name in the request log's outcome (`fault:<name>`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::ServerError => "server_error",
+            Fault::HttpStatus(_) => "http_status",
+            Fault::Throttle => "throttle",
+            Fault::ApiError(_) => "api_error",
+            Fault::Truncated => "truncated",
+            Fault::WrongShape => "wrong_shape",
+            Fault::Delay(_) => "delay",
+            Fault::Hang => "hang",
+        }
+    }
+}
+
 /// When a fault applies.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultRule {

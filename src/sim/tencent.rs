@@ -144,19 +144,6 @@ fn throttled(rate: f64) -> Failure {
     )
 }
 
-fn fault_name(fault: &Fault) -> &'static str {
-    match fault {
-        Fault::ServerError => "server_error",
-        Fault::HttpStatus(_) => "http_status",
-        Fault::Throttle => "throttle",
-        Fault::ApiError(_) => "api_error",
-        Fault::Truncated => "truncated",
-        Fault::WrongShape => "wrong_shape",
-        Fault::Delay(_) => "delay",
-        Fault::Hang => "hang",
-    }
-}
-
 /// Checks, throttles, injects faults, runs the operation; returns the answer and outcome.
 fn respond(
     state: &SimState,
@@ -186,7 +173,7 @@ fn respond(
     }
     let fault = state.fault(Cloud::Tencent, action, group);
     if let Some(f) = &fault {
-        let outcome = format!("fault:{}", fault_name(f));
+        let outcome = format!("fault:{}", f.name());
         let injected = match f {
             Fault::ServerError => Some(fail(
                 "InternalError",
@@ -233,7 +220,7 @@ fn respond(
     };
     // Delays, hangs and truncation apply to the real answer: the operation still ran.
     match fault {
-        Some(f) => (response.with_fault(&f), format!("fault:{}", fault_name(&f))),
+        Some(f) => (response.with_fault(&f), format!("fault:{}", f.name())),
         None => (response, outcome),
     }
 }

@@ -51,7 +51,7 @@ metric_sum() { # name [label filter regex]
 metric() { curl -s "$URL" | awk -v n="$1" '$1 == n {print $NF}'; }
 
 echo "soak: ${NGROUPS} groups ($per_cloud per cloud, 2 topics × 4 partitions each), faults ${FAULTS}, poll_interval ${POLL_INTERVAL}, ${DURATION}s"
-printf '%8s %10s %9s %10s %10s %9s %9s\n' elapsed rss_mib requests throttled round_s groups_up scrapes
+printf '%8s %10s %9s %10s %10s %9s %9s %9s %9s\n' elapsed rss_mib requests throttled round_s groups_up scrapes ali_rate tc_rate
 start=$(date +%s)
 RSS_START=""
 while true; do
@@ -62,7 +62,9 @@ while true; do
   thr=$(metric_sum kafka_cloud_lag_exporter_api_errors_total 'kind="throttled"')
   round=$(metric kafka_cloud_lag_exporter_poll_round_duration_seconds)
   up=$(metric_sum kafka_cloud_lag_exporter_group_up)
-  printf '%8s %10.1f %9s %10s %10.1f %9s %9s\n' "${elapsed}s" "$(echo "$rss/1024" | bc -l)" "$req" "$thr" "${round:-0}" "$up" "$(cut -d' ' -f1 "$DIR/scrapes" 2>/dev/null || echo 0)"
+  ali=$(metric_sum kafka_cloud_lag_exporter_api_rate_limit 'action="GetConsumerProgress"')
+  tc=$(metric_sum kafka_cloud_lag_exporter_api_rate_limit 'action="DescribeGroupOffsets"')
+  printf '%8s %10.1f %9s %10s %10.1f %9s %9s %9s %9s\n' "${elapsed}s" "$(echo "$rss/1024" | bc -l)" "$req" "$thr" "${round:-0}" "$up" "$(cut -d' ' -f1 "$DIR/scrapes" 2>/dev/null || echo 0)" "$ali" "$tc"
   [ "$elapsed" -ge "$DURATION" ] && break
   sleep "$SAMPLE_EVERY"
 done

@@ -71,51 +71,37 @@ impl Metrics {
         }
     }
 
-    /// Names of every family the exporter can emit (for docs and tests).
+    /// Names of every family the exporter can emit (for docs and tests): the rendered
+    /// families and every registered instrument, including vectors with no series yet.
     pub fn family_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = lag::FAMILIES
+        use prometheus::core::Collector;
+        let e = &self.exporter;
+        let instruments: [&dyn Collector; 11] = [
+            &e.build_info,
+            &e.poll_interval_seconds,
+            &e.poll_round_duration_seconds,
+            &e.poll_duration_seconds,
+            &e.api_requests_total,
+            &e.api_errors_total,
+            &e.api_retries_total,
+            &e.discovery_errors_total,
+            &e.polls_skipped_total,
+            &e.config_last_reload_successful,
+            &e.config_last_reload_success_timestamp_seconds,
+        ];
+        lag::FAMILIES
             .iter()
             .chain(status::FAMILIES.iter())
             .map(|f| f.name.to_string())
-            .collect();
-        for c in self.registry.gather() {
-            names.push(c.name().to_string());
-        }
-        for m in self.registry_collectors_names() {
-            if !names.contains(&m) {
-                names.push(m);
-            }
-        }
-        names
-    }
-
-    /// Names of registered instruments, including vectors that have no series yet.
-    fn registry_collectors_names(&self) -> Vec<String> {
-        let e = &self.exporter;
-        let mut out = Vec::new();
-        for desc in [
-            e.build_info.desc(),
-            e.poll_interval_seconds.desc(),
-            e.poll_round_duration_seconds.desc(),
-            e.poll_duration_seconds.desc(),
-            e.api_requests_total.desc(),
-            e.api_errors_total.desc(),
-            e.api_retries_total.desc(),
-            e.discovery_errors_total.desc(),
-            e.polls_skipped_total.desc(),
-            e.config_last_reload_successful.desc(),
-            e.config_last_reload_success_timestamp_seconds.desc(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            out.push(desc.fq_name.clone());
-        }
-        out
+            .chain(
+                instruments
+                    .iter()
+                    .flat_map(|c| c.desc())
+                    .map(|d| d.fq_name.clone()),
+            )
+            .collect()
     }
 }
-
-use prometheus::core::Collector as _;
 
 #[cfg(test)]
 mod tests {

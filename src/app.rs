@@ -222,7 +222,7 @@ async fn reload_on_sighup(_: Arc<Exporter>, _: watch::Receiver<bool>) {}
 fn settings(config: &Config) -> Settings {
     Settings {
         poll_interval: config.poll_interval,
-        poll_timeout: config.request_timeout,
+        poll_timeout: config.request_timeout(),
         discovery_interval: config.discovery_interval,
     }
 }
@@ -244,7 +244,7 @@ pub fn provider_deps(
         http: http.clone(),
         clock: clock.clone(),
         observer,
-        request_timeout: config.request_timeout,
+        request_timeout: config.request_timeout(),
         retry: RetryPolicy::default(),
         budget: Arc::new(Budget::new(
             rates,

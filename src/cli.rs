@@ -121,7 +121,8 @@ pub struct SimulatorArgs {
         default_value = "127.0.0.1:0"
     )]
     pub tencent_listen: String,
-    /// Write config.yaml and credential files pointing at the simulator into DIR.
+    /// Write config.yaml (Alibaba signature V3, the default), config-v2.yaml (the same
+    /// with Alibaba signature V2) and the key files, all pointing at the simulator, into DIR.
     #[arg(long = "write-config", value_name = "DIR")]
     pub write_config: Option<PathBuf>,
     /// On shutdown, write every request received (raw, with the simulator's keys) as
@@ -149,6 +150,10 @@ pub struct SimulatorArgs {
     /// Alibaba requests per second allowed per key and action.
     #[arg(long = "rate-limit.alibaba", default_value_t = 50.0)]
     pub alibaba_rate_limit: f64,
+    /// Answer Alibaba in the documented older shapes: GetConsumerProgress without state
+    /// and member fields, GetConsumerList without Total and paging.
+    #[arg(long = "alibaba.legacy-answers")]
+    pub alibaba_legacy_answers: bool,
     /// Tencent requests per second per key and action; default: the documented limits.
     #[arg(long = "rate-limit.tencent")]
     pub tencent_rate_limit: Option<f64>,
@@ -204,6 +209,12 @@ pub struct ResetArgs {
     /// Apply the plan. Without it nothing is written (dry run).
     #[arg(long)]
     pub execute: bool,
+    /// Reset even though the cloud's answer does not say whether the group has active
+    /// members (Alibaba's documented GetConsumerProgress answer has no state and no
+    /// members). You take responsibility: stop the group's consumers first. Recorded in
+    /// the audit line. A group the cloud reports as active is refused all the same.
+    #[arg(long = "assume-inactive")]
+    pub assume_inactive: bool,
 }
 
 /// Log levels.

@@ -19,8 +19,12 @@ use crate::model::Cloud;
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9758";
 /// Default `poll_interval`.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
-/// Default `request_timeout`.
+/// Longest default `request_timeout`: the default is the smaller of this and
+/// [`DEFAULT_REQUEST_TIMEOUT_SHARE`] of `poll_interval`, so any interval works unedited.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The share of `poll_interval` the default `request_timeout` may take: half, so that a
+/// poll that runs to its deadline still ends well before the group's next turn.
+pub const DEFAULT_REQUEST_TIMEOUT_SHARE: u32 = 2;
 /// Default `accounts[].max_concurrency`: enough for the documented Tencent rate at a
 /// few hundred milliseconds of latency.
 pub const DEFAULT_MAX_CONCURRENCY: usize = crate::providers::budget::DEFAULT_CONCURRENCY;
@@ -47,9 +51,10 @@ pub struct Config {
     /// How often every consumer group is polled.
     #[serde(default = "default_poll_interval", with = "duration")]
     pub poll_interval: Duration,
-    /// Deadline of one poll of one group, retries and pages included.
-    #[serde(default = "default_request_timeout", with = "duration")]
-    pub request_timeout: Duration,
+    /// Deadline of one poll of one group, retries and pages included; `None`: the
+    /// default, see [`Config::request_timeout`].
+    #[serde(default, with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
     /// How long a group whose polls fail keeps its last values on `/metrics`;
     /// default 3 × `poll_interval`.
     #[serde(default, with = "optional_duration")]
@@ -82,7 +87,8 @@ pub struct Account {
     /// Where the key pair comes from; default: the cloud's standard environment variables.
     #[serde(default)]
     pub credentials: Option<CredentialsConfig>,
-    /// Alibaba only: request signature version, `v2` (HMAC-SHA1) or `v3` (ACS3-HMAC-SHA256).
+    /// Alibaba only: request signature version, `v3` (ACS3-HMAC-SHA256, default) or `v2`
+    /// (HMAC-SHA1).
     #[serde(default)]
     pub signature_version: Option<SignatureVersion>,
     /// Most requests in flight at once for this account (only while sent and answered;
@@ -187,10 +193,12 @@ impl<'de> Deserialize<'de> for Pattern {
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureVersion {
-    /// Signature V2, HMAC-SHA1 in query parameters.
-    #[default]
+    /// Signature V2, HMAC-SHA1 in query parameters (Alibaba calls it discontinued, but
+    /// alikafka still accepts it).
     V2,
-    /// Signature V3, ACS3-HMAC-SHA256 in the `Authorization` header.
+    /// Signature V3, ACS3-HMAC-SHA256 in the `Authorization` header: what the current
+    /// official SDK sends to alikafka, so the default.
+    #[default]
     V3,
 }
 
@@ -227,9 +235,6 @@ fn default_listen() -> String {
 }
 fn default_poll_interval() -> Duration {
     DEFAULT_POLL_INTERVAL
-}
-fn default_request_timeout() -> Duration {
-    DEFAULT_REQUEST_TIMEOUT
 }
 fn default_discovery_interval() -> Duration {
     DEFAULT_DISCOVERY_INTERVAL
@@ -330,13 +335,17 @@ impl Config {
                 ),
             ));
         }
-        if self.request_timeout.is_zero() || self.request_timeout >= self.poll_interval {
+        // Only a value the user wrote can be wrong; the default follows the interval.
+        if let Some(timeout) = self.request_timeout
+            && (timeout.is_zero() || timeout >= self.poll_interval)
+        {
             return Err(invalid(
                 "request_timeout".into(),
                 format!(
-                    "{} must be greater than 0s and shorter than poll_interval ({})",
-                    fmt_duration(self.request_timeout),
-                    fmt_duration(self.poll_interval)
+                    "{} must be greater than 0s and shorter than poll_interval ({}); remove it to use the default, the smaller of {} and half of poll_interval",
+                    fmt_duration(timeout),
+                    fmt_duration(self.poll_interval),
+                    fmt_duration(DEFAULT_REQUEST_TIMEOUT)
                 ),
             ));
         }
@@ -560,6 +569,14 @@ impl Config {
         Ok(())
     }
 
+    /// `request_timeout`, or its default: the smaller of [`DEFAULT_REQUEST_TIMEOUT`] and
+    /// half of `poll_interval` (5 s for a 10 s interval, 10 s from a 20 s interval up).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout.unwrap_or_else(|| {
+            DEFAULT_REQUEST_TIMEOUT.min(self.poll_interval / DEFAULT_REQUEST_TIMEOUT_SHARE)
+        })
+    }
+
     /// `stale_after`, or its default of 3 × `poll_interval`.
     pub fn stale_after(&self) -> Duration {
         self.stale_after.unwrap_or(self.poll_interval * 3)
@@ -710,9 +727,17 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
             url.scheme()
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+    if url.path() != "/" {
+        // Both clouds' signatures (Alibaba V3, Tencent TC3) cover the path, and both APIs
+        // live at "/": a path here could only be signed wrongly or sent to the wrong place.
         return Err(format!(
-            "{endpoint:?} must be a base URL without path, query or fragment"
+            "{endpoint:?} has the path {:?}; the API is served at \"/\" and the request signatures (Alibaba V3, Tencent TC3) cover the path, so give the base URL only (scheme, host, optional port); a reverse proxy in front must be reachable at its own \"/\"",
+            url.path()
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{endpoint:?} must be a base URL without query or fragment"
         ));
     }
     Ok(())
@@ -818,7 +843,7 @@ accounts:
         let c = check(GOOD).unwrap();
         assert_eq!(c.listen, DEFAULT_LISTEN);
         assert_eq!(c.poll_interval, Duration::from_secs(30));
-        assert_eq!(c.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(c.request_timeout(), DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(c.stale_after(), Duration::from_secs(90));
         assert_eq!(c.accounts[0].max_concurrency, DEFAULT_MAX_CONCURRENCY);
         assert_eq!(
@@ -911,6 +936,21 @@ accounts:
                 "poll_interval: 30s\n",
                 &["request_timeout", "shorter than poll_interval"],
             ),
+            (
+                "endpoint with a path",
+                "region: cn-hangzhou\n",
+                &[
+                    "accounts[0].endpoint",
+                    "\"/alikafka\"",
+                    "signatures",
+                    "base URL only",
+                ],
+            ),
+            (
+                "tencent endpoint with a path",
+                "    region: ap-guangzhou\n",
+                &["accounts[1].endpoint", "\"/ckafka/\"", "TC3"],
+            ),
         ];
         let edits: &[&str] = &[
             "cloud: aws\n",
@@ -925,6 +965,8 @@ accounts:
             "    region: ap-guangzhou\n    max_concurrency: 0\n",
             "  - name: ali\n",
             "poll_interval: 30s\nrequest_timeout: 30s\n",
+            "region: cn-hangzhou\n    endpoint: https://proxy.example.com/alikafka\n",
+            "    region: ap-guangzhou\n    endpoint: https://proxy.example.com:8443/ckafka/\n",
         ];
         for ((name, find, expect), replace) in cases.iter().zip(edits) {
             let yaml = GOOD.replacen(find, replace, 1);
@@ -935,6 +977,113 @@ accounts:
                 assert!(err.contains(fragment), "{name}: {err:?} lacks {fragment:?}");
             }
         }
+    }
+
+    /// The YAML documents users copy: config.example.yaml, the README's examples that
+    /// are exporter configurations, and the deploy kit's configurations.
+    fn documented_configs() -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let mut docs = vec![
+            (
+                "config.example.yaml".to_string(),
+                read("config.example.yaml"),
+            ),
+            (
+                "deploy/kubernetes/config.yaml".to_string(),
+                read("deploy/kubernetes/config.yaml"),
+            ),
+            (
+                "deploy/examples/kustomize-overlay/config.yaml".to_string(),
+                read("deploy/examples/kustomize-overlay/config.yaml"),
+            ),
+        ];
+        let values: serde_yaml::Value =
+            serde_yaml::from_str(&read("deploy/helm/kafka-cloud-lag-exporter/values.yaml"))
+                .unwrap();
+        docs.push((
+            "helm values.yaml config".to_string(),
+            serde_yaml::to_string(&values["config"]).unwrap(),
+        ));
+        let readme = read("README.md");
+        for (i, block) in readme.split("```yaml\n").skip(1).enumerate() {
+            let block = block.split("```").next().unwrap();
+            if block.lines().any(|l| l.starts_with("accounts:")) {
+                docs.push((format!("README.md yaml block {i}"), block.to_string()));
+            }
+        }
+        assert!(docs.len() >= 5, "{docs:?}");
+        docs
+    }
+
+    /// Sets (or adds) the top-level `poll_interval`.
+    fn with_interval(yaml: &str, interval: &str) -> String {
+        let mut found = false;
+        let mut out: Vec<String> = yaml
+            .lines()
+            .map(|l| {
+                if l.starts_with("poll_interval:") {
+                    found = true;
+                    format!("poll_interval: {interval}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        if !found {
+            out.insert(0, format!("poll_interval: {interval}"));
+        }
+        out.join("\n")
+    }
+
+    #[test]
+    fn documented_configs_accept_any_poll_interval() {
+        for (name, yaml) in documented_configs() {
+            for interval in ["1s", "5s", "30s", "5m"] {
+                let text = with_interval(&yaml, interval);
+                let c = check(&text).unwrap_or_else(|e| panic!("{name} at {interval}: {e}"));
+                assert!(
+                    c.request_timeout() < c.poll_interval,
+                    "{name} at {interval}"
+                );
+                assert!(!c.request_timeout().is_zero());
+            }
+        }
+    }
+
+    #[test]
+    fn default_request_timeout_follows_the_interval() {
+        let at = |interval: &str| {
+            check(&with_interval(GOOD, interval))
+                .unwrap()
+                .request_timeout()
+        };
+        assert_eq!(at("1s"), Duration::from_millis(500));
+        assert_eq!(at("5s"), Duration::from_millis(2500));
+        assert_eq!(at("20s"), Duration::from_secs(10));
+        assert_eq!(at("5m"), Duration::from_secs(10));
+        // An explicit value is kept, and only an explicit value can be refused.
+        let explicit = with_interval(GOOD, "30s").replacen(
+            "poll_interval: 30s",
+            "poll_interval: 30s\nrequest_timeout: 25s",
+            1,
+        );
+        assert_eq!(
+            check(&explicit).unwrap().request_timeout(),
+            Duration::from_secs(25)
+        );
+        let short = with_interval(GOOD, "5s");
+        assert!(
+            check(&short).is_ok(),
+            "a 5s interval without request_timeout"
+        );
+        let err = check(&short.replacen(
+            "poll_interval: 5s",
+            "poll_interval: 5s\nrequest_timeout: 10s",
+            1,
+        ))
+        .unwrap_err();
+        assert!(err.contains("request_timeout: 10s must be"), "{err}");
     }
 
     #[test]

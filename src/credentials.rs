@@ -122,6 +122,10 @@ pub enum CredentialError {
     NotSet { what: &'static str, from: Source },
     #[error("credential {what}: {from} is empty")]
     Empty { what: &'static str, from: Source },
+    #[error(
+        "credential {what}: {from} contains a control character (a line break inside the value?); it cannot be sent in a request"
+    )]
+    Malformed { what: &'static str, from: Source },
     #[error("credential {what}: cannot read {from}: {reason}")]
     Unreadable {
         what: &'static str,
@@ -185,12 +189,18 @@ impl CredentialProvider {
 }
 
 /// Reads every source once.
+///
+/// The id and the token travel in headers and query strings, so a control character in
+/// them (an inner line break in a file, say) is refused here, naming the source; the
+/// secret only keys the signature and may hold any character.
 pub fn resolve(sources: &CredentialSources) -> Result<Credentials, CredentialError> {
     let id = read_required("id", &sources.id)?;
+    sendable("id", &sources.id, &id)?;
     let secret = read_required("secret", &sources.secret)?;
     let mut token = None;
     for source in &sources.token {
         if let Some(value) = read_optional("token", source)? {
+            sendable("token", source, &value)?;
             token = Some(value);
             break;
         }
@@ -200,6 +210,16 @@ pub fn resolve(sources: &CredentialSources) -> Result<Credentials, CredentialErr
         secret,
         token,
     })
+}
+
+fn sendable(what: &'static str, source: &Source, value: &Secret) -> Result<(), CredentialError> {
+    if value.expose().chars().any(char::is_control) {
+        return Err(CredentialError::Malformed {
+            what,
+            from: source.clone(),
+        });
+    }
+    Ok(())
 }
 
 fn read_required(what: &'static str, source: &Source) -> Result<Secret, CredentialError> {
@@ -297,6 +317,37 @@ mod tests {
         assert_eq!(creds.id, "my-id");
         assert_eq!(creds.secret.expose(), "s3cr3t-in-file");
         assert_eq!(creds.token, None);
+    }
+
+    #[test]
+    fn ids_and_tokens_with_control_characters_are_refused_by_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = dir.path().join("id");
+        std::fs::write(&id, "AKID-one\nAKID-two\n").unwrap();
+        let sources = CredentialSources {
+            id: Source::File(id.clone()),
+            secret: Source::Inline(Secret::new("s\u{1}ecret is fine")),
+            token: vec![],
+        };
+        let err = resolve(&sources).unwrap_err().to_string();
+        assert!(err.starts_with("credential id: file "), "{err}");
+        assert!(err.contains("control character"), "{err}");
+        assert!(!err.contains("AKID-one"), "{err}");
+        let sources = CredentialSources {
+            id: Source::Inline(Secret::new("AKID")),
+            token: vec![Source::Inline(Secret::new("tok\ten"))],
+            ..sources
+        };
+        let err = resolve(&sources).unwrap_err().to_string();
+        assert!(err.starts_with("credential token: "), "{err}");
+        let sources = CredentialSources {
+            token: vec![],
+            ..sources
+        };
+        assert!(
+            resolve(&sources).is_ok(),
+            "any character in the secret is fine"
+        );
     }
 
     #[test]

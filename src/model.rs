@@ -220,6 +220,13 @@ impl GroupInfo {
     pub fn is_active(&self) -> bool {
         self.state.has_active_members() || self.members.is_some_and(|m| m > 0)
     }
+
+    /// Whether the answer says anything about membership: a known state or a member
+    /// count. When it does not (Alibaba's documented `GetConsumerProgress` answer has
+    /// neither), an inactive-looking group may still have live consumers.
+    pub fn membership_known(&self) -> bool {
+        self.state != GroupState::Unknown || self.members.is_some()
+    }
 }
 
 /// An instance found by discovery.

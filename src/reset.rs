@@ -100,7 +100,7 @@ async fn reset(
     let http = providers::http::client();
     let deps = app::provider_deps(config, account, &http, clock, Arc::new(NoopObserver));
     let provider_in = |region: &str| app::account_provider(account, region, sources.clone(), &deps);
-    let deadline = || clock.now() + config.request_timeout;
+    let deadline = || clock.now() + config.request_timeout();
 
     let region = match find_instance(config, account, &args.instance)? {
         Location::Region(r) => r.to_string(),
@@ -148,7 +148,14 @@ async fn reset(
             "dry run: nothing was changed. Run the same command with --execute to apply this plan.\n",
         );
     }
-    audit(&plan, &instance, &args.group, clock.now(), err)?;
+    audit(
+        &plan,
+        &instance,
+        &args.group,
+        args.assume_inactive,
+        clock.now(),
+        err,
+    )?;
     apply(
         &*provider,
         &instance,
@@ -184,6 +191,16 @@ async fn read_plan(
              group has no active members, as with kafka-consumer-groups; stop its consumers and \
              run this again",
             info.state.as_str()
+        )));
+    }
+    if !info.membership_known() && !args.assume_inactive {
+        return Err(refused(format!(
+            "cannot tell whether group {group} has active members: the {} answer reports \
+             neither its state nor its members (an older API answer), so a reset could \
+             overwrite the offsets of live consumers. Stop every consumer of the group, check \
+             in the console that it has no members, then run this again with \
+             --assume-inactive (recorded in the audit line)",
+            instance.cloud
         )));
     }
     let progress = provider
@@ -902,6 +919,7 @@ fn audit(
     plan: &Plan,
     instance: &InstanceRef,
     group: &str,
+    assume_inactive: bool,
     at: SystemTime,
     err: &mut dyn Write,
 ) -> Result<(), ResetError> {
@@ -933,12 +951,19 @@ fn audit(
         target = %target,
         at = %at,
         plan = %rows,
+        assume_inactive,
         "reset-offsets: writing committed offsets"
     );
+    // The operator's word that the group is idle is part of the record when given.
+    let assumed = if assume_inactive {
+        " assume_inactive=true"
+    } else {
+        ""
+    };
     put(
         err,
         &format!(
-            "audit: reset-offsets user={user} account={} cloud={} region={} instance={} group={group} topics={topics} target=\"{target}\" at={at} plan={rows}\n",
+            "audit: reset-offsets user={user} account={} cloud={} region={} instance={} group={group} topics={topics} target=\"{target}\"{assumed} at={at} plan={rows}\n",
             instance.account, instance.cloud, instance.region, instance.instance_id
         ),
     )

@@ -886,14 +886,10 @@ async fn list_groups_pages_through_every_group() {
             )
         })
         .collect();
-    assert_eq!(
-        pages,
-        [
-            ("1".to_string(), "100".to_string()),
-            ("2".to_string(), "100".to_string()),
-            ("3".to_string(), "100".to_string()),
-        ]
-    );
+    let expected: Vec<(String, String)> = (1..=25)
+        .map(|page| (page.to_string(), "10".to_string()))
+        .collect();
+    assert_eq!(pages, expected);
 }
 
 #[tokio::test]
@@ -902,7 +898,7 @@ async fn list_instances_keeps_running_instances_only() {
     h.sim.state().world(|w| {
         w.instance_mut(Cloud::Alibaba, &instance_id(Cloud::Alibaba, 2))
             .unwrap()
-            .running = false;
+            .status = kafka_cloud_lag_exporter::sim::world::InstanceStatus::Stopped;
     });
     let p = h.provider();
     let found = p.list_instances(REGION, h.deadline()).await.unwrap();
@@ -1236,4 +1232,213 @@ async fn unreadable_credentials_send_nothing() {
         "{e}"
     );
     assert!(h.log().is_empty());
+}
+
+/// Every lifecycle status of the simulator, answered with the cloud's own code: instances
+/// that may serve traffic (also while upgrading, migrating, scaling or about to expire)
+/// are kept; those that cannot (creating, failed, stopped, expired, released, deleting)
+/// are not.
+#[tokio::test]
+async fn list_instances_keeps_every_instance_that_serves_traffic() {
+    use kafka_cloud_lag_exporter::sim::world::InstanceStatus;
+    let h = start(settings(), &spec(11, 1)).await;
+    let statuses = InstanceStatus::ALL;
+    h.sim.state().world(|w| {
+        for (i, status) in statuses.iter().enumerate() {
+            w.instance_mut(Cloud::Alibaba, &instance_id(Cloud::Alibaba, i + 1))
+                .unwrap()
+                .status = *status;
+        }
+    });
+    let found: Vec<String> = h
+        .provider()
+        .list_instances(REGION, h.deadline())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect();
+    let expected: Vec<String> = statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.serves())
+        .map(|(i, _)| instance_id(Cloud::Alibaba, i + 1))
+        .collect();
+    assert_eq!(found, expected);
+    assert_eq!(
+        expected.len(),
+        5,
+        "running, upgrading, migrating, scaling, expiring"
+    );
+}
+
+/// The documented older `GetConsumerList` answer has no `Total` and lists every group on
+/// every page: with 150 groups the second page brings nothing new, and the listing must end
+/// with every group rather than be thrown away as a server that does not page.
+#[tokio::test]
+async fn list_groups_of_a_legacy_answer_without_total_keeps_every_group() {
+    let h = start(
+        SimSettings {
+            alibaba_legacy_answers: true,
+            ..settings()
+        },
+        &WorldSpec {
+            groups_per_instance: 150,
+            topics_per_group: 1,
+            partitions_per_topic: 1,
+            ..WorldSpec::default()
+        },
+    )
+    .await;
+    let inst = instance(1);
+    let groups = h.provider().list_groups(&inst, h.deadline()).await.unwrap();
+    assert_eq!(groups.len(), 150);
+    assert_eq!(groups, h.groups_of(&inst.instance_id));
+    let listings = h
+        .log()
+        .iter()
+        .filter(|e| e.action == "GetConsumerList")
+        .count();
+    assert_eq!(
+        listings, 2,
+        "the second page shows nothing new and ends the listing"
+    );
+}
+
+/// A server whose page limit is the smallest plausible one still pages every group: the
+/// client never asks for more than it allows (a larger PageSize is refused, not capped).
+#[tokio::test]
+async fn list_groups_stays_within_the_smallest_plausible_page_limit() {
+    let h = start(
+        SimSettings {
+            alibaba_max_page_size: 10,
+            ..settings()
+        },
+        &WorldSpec {
+            groups_per_instance: 35,
+            topics_per_group: 1,
+            partitions_per_topic: 1,
+            ..WorldSpec::default()
+        },
+    )
+    .await;
+    let inst = instance(1);
+    let groups = h.provider().list_groups(&inst, h.deadline()).await.unwrap();
+    assert_eq!(groups.len(), 35);
+    assert!(h.log().iter().all(|e| e.outcome == "ok"));
+}
+
+/// The documented `GetConsumerProgress` answer (no `state`, no member fields) says
+/// nothing about membership: the state is unknown and the member count absent, never 0.
+#[tokio::test]
+async fn group_info_of_the_documented_answer_leaves_membership_unknown() {
+    let h = start(
+        SimSettings {
+            alibaba_legacy_answers: true,
+            ..settings()
+        },
+        &spec(1, 3),
+    )
+    .await;
+    let p = h.provider();
+    for g in 1..=3 {
+        let info = p
+            .group_info(&instance(1), &group_name(g), h.deadline())
+            .await
+            .unwrap();
+        assert_eq!(
+            info,
+            GroupInfo {
+                state: GroupState::Unknown,
+                members: None
+            },
+            "{g}"
+        );
+        assert!(!info.membership_known());
+    }
+    // The offsets themselves are read as before.
+    let got = p
+        .group_progress(&instance(1), &group_name(2), h.deadline())
+        .await
+        .unwrap();
+    let mut expected = h.expected(&instance(1).instance_id, &group_name(2));
+    expected.state = None;
+    assert_eq!(got, expected);
+}
+
+/// Any `Throttling.*` code the gateway invents is throttling: retried, counted as such.
+#[tokio::test]
+async fn every_throttling_code_is_retried() {
+    let h = start(settings(), &spec(1, 1)).await;
+    for code in [
+        "Throttling.Concurrency",
+        "Throttling",
+        "ONS_SYSTEM_FLOW_CONTROL",
+    ] {
+        h.inject(FaultRule::times(Fault::ApiError(code.into()), 1).action("GetConsumerProgress"));
+        h.provider()
+            .group_progress(&instance(1), &group_name(1), h.deadline())
+            .await
+            .unwrap_or_else(|e| panic!("{code}: {e}"));
+    }
+    assert_eq!(h.observer.count("error GetConsumerProgress throttled"), 3);
+    assert_eq!(h.observer.count("retry GetConsumerProgress"), 3);
+}
+
+/// A key id or token with a byte an HTTP header cannot carry is a configuration error
+/// naming the account and the part at fault: nothing is sent and nothing is retried.
+#[tokio::test]
+async fn unsendable_credentials_are_a_configuration_error_never_retried() {
+    let h = start(settings(), &spec(1, 1)).await;
+    for (id, token, part) in [
+        ("LTAI\u{7f}bad", None, "credential id"),
+        (STS_ID, Some("tok\u{1}en"), "credential token"),
+    ] {
+        let p = h.client(Client {
+            id,
+            token,
+            version: SignatureVersion::V3,
+            ..Client::default()
+        });
+        let e = p
+            .group_progress(&instance(1), &group_name(1), h.deadline())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Credentials, "{e}");
+        assert!(!e.retryable);
+        assert!(e.message.contains("account ali-test"), "{e}");
+        assert!(e.message.contains(part), "{e}");
+    }
+    assert!(h.log().is_empty(), "nothing reached the cloud");
+    assert_eq!(h.observer.count("retry GetConsumerProgress"), 0);
+}
+
+/// The simulator serves the API at "/" only, as the cloud does: an endpoint with a path
+/// (which configuration validation refuses) reaches nothing.
+#[tokio::test]
+async fn the_api_is_only_served_at_the_root_path() {
+    let h = start(settings(), &spec(1, 1)).await;
+    let deps = ProviderDeps {
+        http: http::client(),
+        clock: h.client_clock.clone(),
+        observer: h.observer.clone(),
+        request_timeout: Duration::from_secs(10),
+        retry: RetryPolicy::default(),
+        budget: Arc::new(kafka_cloud_lag_exporter::providers::budget::Budget::unlimited()),
+    };
+    for version in [SignatureVersion::V2, SignatureVersion::V3] {
+        let spec = AccountSpec {
+            name: "ali-test".into(),
+            cloud: Cloud::Alibaba,
+            region: REGION.into(),
+            endpoint: format!("{}/proxy", h.sim.alibaba_endpoint()),
+            credentials: CredentialProvider::new(CredentialSources::inline(KEY_ID, SECRET, None)),
+            signature_version: version,
+        };
+        let e = AlibabaProvider::new(spec, &deps)
+            .group_progress(&instance(1), &group_name(1), h.deadline())
+            .await
+            .unwrap_err();
+        assert_eq!((e.kind, e.http_status), (ErrorKind::Http, Some(404)), "{e}");
+    }
 }

@@ -124,3 +124,44 @@ fn version_and_help() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+#[test]
+fn a_key_id_with_a_line_break_is_a_config_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = write(dir.path(), "id", "AKIDfirst\nAKIDsecond\n");
+    let secret = write(dir.path(), "secret", "s3cr3t\n");
+    let file = write(
+        dir.path(),
+        "c.yaml",
+        &format!(
+            "poll_interval: 5s\naccounts:\n  - name: prod\n    cloud: tencent\n    region: ap-guangzhou\n    credentials: {{id_file: {id}, secret_file: {secret}}}\n    instances: [{{id: ckafka-1, groups: [g]}}]\n"
+        ),
+    );
+    let out = run(&["check-config", "--config.file", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("accounts[0].credentials"), "{err}");
+    assert!(err.contains(&format!("file {id}")), "{err}");
+    assert!(err.contains("control character"), "{err}");
+    assert!(
+        !err.contains("AKIDfirst") && !err.contains("s3cr3t"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_short_poll_interval_needs_no_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    for interval in ["1s", "5s", "30s", "5m"] {
+        let file = write(
+            dir.path(),
+            "c.yaml",
+            &format!(
+                "poll_interval: {interval}\naccounts:\n  - name: prod\n    cloud: tencent\n    region: ap-guangzhou\n    instances: [{{id: ckafka-1, groups: [g]}}]\n"
+            ),
+        );
+        let out = run(&["check-config", "--config.file", &file, "--skip-credentials"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{interval}: {err}");
+    }
+}

@@ -324,3 +324,103 @@ async fn http_endpoints() {
     stop.send(true).unwrap();
     server.await.unwrap();
 }
+
+/// docs/metrics.md describes exactly what the exporter renders: every family of a full
+/// exposition (both clouds, listed and discovered groups, two rounds so that time lag and
+/// discovery show) is documented with its type and label set, and every documented
+/// metric is rendered. A new instrument without a line in the docs fails here.
+#[tokio::test]
+async fn docs_describe_exactly_what_the_exporter_renders() {
+    use kafka_cloud_lag_exporter::config::{InstanceDiscovery, NameFilter};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let h = Harness::with_config(spec(), SimSettings::default(), |c| {
+        for a in &mut c.accounts {
+            match a.cloud {
+                Cloud::Tencent => {
+                    a.discover_instances = Some(InstanceDiscovery::default());
+                    a.instances.truncate(1);
+                }
+                Cloud::Alibaba => {
+                    a.instances[0].groups.clear();
+                    a.instances[0].discover_groups = Some(NameFilter::default());
+                }
+            }
+        }
+    })
+    .await;
+    for _ in 0..2 {
+        let report = h.exporter.scheduler.poll_all_once().await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        h.clock.advance(Duration::from_secs(30));
+    }
+    h.exporter.scheduler.check_round_budget_now();
+    let text = h.text();
+
+    // What is rendered: family -> (type, label names); histogram series fold into theirs.
+    let mut rendered: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            rendered.insert(name.to_string(), (kind.to_string(), BTreeSet::new()));
+        }
+    }
+    let mut with_samples = BTreeSet::new();
+    for ((name, labels), _) in parse(&text) {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|base| rendered.get(*base).is_some_and(|(k, _)| k == "histogram"))
+            })
+            .unwrap_or(&name)
+            .to_string();
+        let entry = rendered
+            .get_mut(&family)
+            .unwrap_or_else(|| panic!("{name} has no # TYPE line"));
+        entry
+            .1
+            .extend(labels.into_iter().map(|(k, _)| k).filter(|k| k != "le"));
+        with_samples.insert(family);
+    }
+
+    // What is documented: | `name` | type | labels | ... |
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let mut documented: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').to_string();
+        let labels = cells[3]
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        documented.insert(name, (cells[2].to_string(), labels));
+    }
+
+    let all: BTreeSet<&String> = rendered.keys().chain(documented.keys()).collect();
+    let mut problems = Vec::new();
+    for name in all {
+        match (rendered.get(name), documented.get(name)) {
+            (Some(r), Some(d)) if r != d => problems.push(format!(
+                "{name}: rendered as {} {:?}, documented as {} {:?}",
+                r.0, r.1, d.0, d.1
+            )),
+            (Some(_), None) => problems.push(format!("{name}: rendered but not documented")),
+            (None, Some(_)) => problems.push(format!("{name}: documented but not rendered")),
+            _ => {}
+        }
+        if rendered.contains_key(name) && !with_samples.contains(name) {
+            problems.push(format!(
+                "{name}: no sample in the full exposition, so its labels are unchecked"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs/metrics.md vs /metrics:\n{}",
+        problems.join("\n")
+    );
+}

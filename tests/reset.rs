@@ -50,11 +50,15 @@ struct Run {
 
 impl Env {
     async fn new() -> Env {
+        Env::with_settings(SimSettings::default()).await
+    }
+
+    async fn with_settings(settings: SimSettings) -> Env {
         let clock = ManualClock::at_unix(support::T0_SECS);
         let shared: SharedClock = clock.clone();
         let settings = SimSettings {
             record_raw: true,
-            ..SimSettings::default()
+            ..settings
         };
         let env = start_environment(
             &WorldSpec::default(),
@@ -1142,4 +1146,76 @@ async fn the_binary_dry_runs_executes_and_exits_with_the_documented_statuses() {
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     assert!(out.contains("NOT APPLIED"), "{out}");
     assert_eq!(writes(), 3);
+}
+
+// ---- unknown membership ------------------------------------------------------------------
+
+/// Alibaba's documented `GetConsumerProgress` answer has neither `state` nor member fields:
+/// whether the group is live cannot be known, so the reset is refused (status 2, nothing
+/// written) unless the operator says so with `--assume-inactive`, which the audit records.
+#[tokio::test]
+async fn alibaba_reset_is_refused_when_the_answer_cannot_tell_membership() {
+    let e = Env::with_settings(SimSettings {
+        alibaba_legacy_answers: true,
+        ..SimSettings::default()
+    })
+    .await;
+    for group in [group_name(1), group_name(STOPPED)] {
+        let run = e
+            .execute(Cloud::Alibaba, &group, |a| a.to_latest = true)
+            .await;
+        assert_refused(&run, "cannot tell whether group");
+        assert!(run.err.contains("--assume-inactive"), "{}", run.err);
+    }
+    assert_eq!(e.writes(), Vec::new(), "nothing was written");
+    // A dry run is refused the same way: its plan would be misleading.
+    let dry = e
+        .run(&e.args(Cloud::Alibaba, &group_name(STOPPED), |a| a.to_latest = true))
+        .await;
+    assert_refused(&dry, "cannot tell whether group");
+
+    let run = e
+        .execute(Cloud::Alibaba, &group_name(STOPPED), |a| {
+            a.to_latest = true;
+            a.assume_inactive = true;
+        })
+        .await;
+    assert_executed(&run);
+    assert!(run.err.contains(" assume_inactive=true "), "{}", run.err);
+    assert_eq!(e.only_write().params["Time"], "-1");
+}
+
+/// The flag never overrides what the cloud does report: a group it reports as active stays
+/// refused.
+#[tokio::test]
+async fn assume_inactive_does_not_override_a_reported_active_group() {
+    let e = Env::new().await;
+    for cloud in CLOUDS {
+        let run = e
+            .execute(cloud, &group_name(1), |a| {
+                a.to_latest = true;
+                a.assume_inactive = true;
+            })
+            .await;
+        assert_refused(&run, "is active");
+    }
+    assert_eq!(e.writes(), Vec::new());
+}
+
+/// A write whose answer shows no failure but confirms nothing either (no `Success: true`,
+/// no `Code` 200) is a failure with the RequestId, not a success.
+#[tokio::test]
+async fn an_unconfirmed_alibaba_write_is_a_failure() {
+    let e = Env::new().await;
+    e.inject(FaultRule {
+        action: Some("UpdateConsumerOffset".into()),
+        ..FaultRule::times(Fault::Unconfirmed, 1)
+    });
+    let run = e
+        .execute(Cloud::Alibaba, &group_name(STOPPED), |a| a.to_latest = true)
+        .await;
+    assert_eq!(run.code, 1, "{}", run.err);
+    assert!(run.err.contains("confirms nothing"), "{}", run.err);
+    assert!(run.err.contains("request id "), "{}", run.err);
+    assert!(run.err.contains("the reset failed"), "{}", run.err);
 }

@@ -88,7 +88,7 @@ async fn every_fault_kind_fails_only_its_group_and_counters_match() {
         let h = Harness::with_config(spec(), SimSettings::default(), |c| {
             // Hangs cost a real request timeout each; keep it short, and the budget out of
             // the way so that only the faults decide the outcome.
-            c.request_timeout = Duration::from_millis(300);
+            c.request_timeout = Some(Duration::from_millis(300));
             for a in &mut c.accounts {
                 a.api_rate_limits
                     .insert(poll_action(a.cloud).into(), 1000.0);
@@ -430,7 +430,7 @@ async fn discovery_finds_filters_refreshes_and_survives_errors() {
         w.instances
             .get_mut(&(Cloud::Tencent, tc2.clone()))
             .unwrap()
-            .running = false;
+            .status = kafka_cloud_lag_exporter::sim::world::InstanceStatus::Stopped;
     });
     h.clock.advance(Duration::from_secs(300));
     let report = h.exporter.scheduler.poll_all_once().await;
@@ -546,7 +546,7 @@ async fn throttling_lowers_the_budget_towards_an_unknown_limit() {
         ..SimSettings::default()
     };
     let h = Harness::with_config(spec, settings, |c| {
-        c.request_timeout = Duration::from_secs(20);
+        c.request_timeout = Some(Duration::from_secs(20));
         let a = c
             .accounts
             .iter_mut()

@@ -668,7 +668,7 @@ async fn list_instances_keeps_running_instances_of_the_region() {
     h.sim.state().world(|w| {
         w.instance_mut(Cloud::Tencent, &instance_id(Cloud::Tencent, 2))
             .unwrap()
-            .running = false;
+            .status = kafka_cloud_lag_exporter::sim::world::InstanceStatus::Stopped;
         let mut other = w
             .instance(Cloud::Tencent, &instance_id(Cloud::Tencent, 3))
             .unwrap()
@@ -1085,4 +1085,86 @@ async fn a_total_that_is_never_reached_stops_after_the_page_limit() {
     assert_eq!(e.kind, ErrorKind::BadResponse);
     assert!(e.message.contains("after 1000 pages"), "{e}");
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1000);
+}
+
+/// Every lifecycle status of the simulator, answered with the cloud's own code: instances
+/// that may serve traffic (also while upgrading, migrating, scaling or about to expire)
+/// are kept; those that cannot (creating, failed, stopped, expired, released, deleting)
+/// are not.
+#[tokio::test]
+async fn list_instances_keeps_every_instance_that_serves_traffic() {
+    use kafka_cloud_lag_exporter::sim::world::InstanceStatus;
+    let h = Harness::start(
+        raw_settings(),
+        WorldSpec {
+            instances_per_cloud: 11,
+            groups_per_instance: 1,
+            ..WorldSpec::default()
+        },
+        Client::default(),
+    )
+    .await;
+    let statuses = InstanceStatus::ALL;
+    h.sim.state().world(|w| {
+        for (i, status) in statuses.iter().enumerate() {
+            w.instance_mut(Cloud::Tencent, &instance_id(Cloud::Tencent, i + 1))
+                .unwrap()
+                .status = *status;
+        }
+    });
+    let found: Vec<String> = h
+        .provider
+        .list_instances(REGION, h.deadline())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect();
+    let expected: Vec<String> = statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.serves())
+        .map(|(i, _)| instance_id(Cloud::Tencent, i + 1))
+        .collect();
+    assert_eq!(found, expected);
+    assert_eq!(
+        expected.len(),
+        5,
+        "running, upgrading, migrating, scaling, expiring"
+    );
+}
+
+/// A SecretId or token with a byte an HTTP header cannot carry is a configuration error
+/// naming the account and the part at fault: nothing is sent and nothing is retried.
+#[tokio::test]
+async fn unsendable_credentials_are_a_configuration_error_never_retried() {
+    for (id, token, part) in [
+        ("AKID\u{7f}bad", None, "credential id"),
+        (SECRET_ID, Some("tok\nen"), "credential token"),
+    ] {
+        let h = Harness::start(
+            raw_settings(),
+            WorldSpec::default(),
+            Client {
+                id: id.into(),
+                token: token.map(str::to_string),
+                ..Client::default()
+            },
+        )
+        .await;
+        let e = h
+            .provider
+            .group_progress(&instance(1), &group_name(1), h.deadline())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Credentials, "{e}");
+        assert!(!e.retryable);
+        assert!(e.message.contains("account tc"), "{e}");
+        assert!(e.message.contains(part), "{e}");
+        assert!(
+            h.sim.state().requests().is_empty(),
+            "nothing reached the cloud"
+        );
+        assert_eq!(h.observer.count("retry DescribeGroupOffsets"), 0);
+    }
 }

@@ -70,37 +70,6 @@ impl Metrics {
             tracing::error!(error = %e, "encoding exporter metrics failed");
         }
     }
-
-    /// Names of every family the exporter can emit (for docs and tests): the rendered
-    /// families and every registered instrument, including vectors with no series yet.
-    pub fn family_names(&self) -> Vec<String> {
-        use prometheus::core::Collector;
-        let e = &self.exporter;
-        let instruments: [&dyn Collector; 11] = [
-            &e.build_info,
-            &e.poll_interval_seconds,
-            &e.poll_round_duration_seconds,
-            &e.poll_duration_seconds,
-            &e.api_requests_total,
-            &e.api_errors_total,
-            &e.api_retries_total,
-            &e.discovery_errors_total,
-            &e.polls_skipped_total,
-            &e.config_last_reload_successful,
-            &e.config_last_reload_success_timestamp_seconds,
-        ];
-        lag::FAMILIES
-            .iter()
-            .chain(status::FAMILIES.iter())
-            .map(|f| f.name.to_string())
-            .chain(
-                instruments
-                    .iter()
-                    .flat_map(|c| c.desc())
-                    .map(|d| d.fq_name.clone()),
-            )
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -147,21 +116,6 @@ mod tests {
                 .collect(),
             state: None,
         }
-    }
-
-    #[test]
-    fn docs_list_every_metric() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"))
-            .unwrap();
-        let documented: std::collections::BTreeSet<String> = doc
-            .lines()
-            .filter_map(|l| l.strip_prefix("| `"))
-            .filter_map(|l| l.split('`').next())
-            .map(str::to_string)
-            .collect();
-        let m = Metrics::new();
-        let emitted: std::collections::BTreeSet<String> = m.family_names().into_iter().collect();
-        assert_eq!(documented, emitted, "docs/metrics.md and the code disagree");
     }
 
     #[test]

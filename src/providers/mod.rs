@@ -345,6 +345,16 @@ pub struct AccountSpec {
 }
 
 impl AccountSpec {
+    /// The account's current credentials; an error names the account and the source.
+    pub fn credentials(&self) -> Result<Arc<crate::credentials::Credentials>, ProviderError> {
+        self.credentials.get().map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Credentials,
+                format!("account {}: {e}", self.name),
+            )
+        })
+    }
+
     /// Resolves a config account in one of its regions (endpoint, credential sources).
     pub fn from_config(account: &Account, region: &str) -> Self {
         AccountSpec {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::faults::Fault;
-use super::world::{ResetTo, SimInstance, WorldError};
+use super::world::{InstanceStatus, ResetTo, SimInstance, WorldError};
 use super::{LoggedRequest, RawRequest, SimKey, SimResponse, SimState};
 use crate::model::Cloud;
 use crate::providers::alibaba::sign;
@@ -32,9 +32,10 @@ const API_VERSION: &str = "2019-09-16";
 /// How far a request's timestamp may be from the service clock (the V3 doc's 15 minutes).
 const TIMESTAMP_WINDOW_MS: i64 = 15 * 60 * 1000;
 
-/// Largest `PageSize` the simulated `GetConsumerList` honours (the real maximum is not
-/// published); larger values are capped.
-pub const MAX_PAGE_SIZE: usize = 100;
+/// Default of [`SimSettings::alibaba_max_page_size`](super::SimSettings): the largest
+/// `GetConsumerList` `PageSize` accepted (the real maximum is not published; 100 is the
+/// common Alibaba limit). Larger values are refused, not capped.
+pub const DEFAULT_MAX_PAGE_SIZE: usize = 100;
 
 /// `PageSize` when none is given (the value of Alibaba's examples).
 const DEFAULT_PAGE_SIZE: usize = 10;
@@ -128,6 +129,10 @@ struct Call<'a> {
 
 impl Call<'_> {
     fn run(&mut self) -> Result<Done, Done> {
+        // The RPC API is served at "/" only; other paths reach no API.
+        if self.req.path() != "/" {
+            return Err((bare_status(404), "http_404".into()));
+        }
         if self.req.method != "GET" && self.req.method != "POST" {
             return Err(self.gateway(
                 400,
@@ -183,7 +188,7 @@ impl Call<'_> {
                 Fault::Throttle => self.throttled(Duration::from_millis(FAULT_RETRY_AFTER_MS)).0,
                 Fault::ApiError(code) => self.injected_error(code).0,
                 Fault::WrongShape => SimResponse::json(200, &self.wrong_shape()),
-                Fault::Truncated | Fault::Delay(_) | Fault::Hang => {
+                Fault::Truncated | Fault::Delay(_) | Fault::Hang | Fault::Unconfirmed => {
                     let (response, _) = match self.operate() {
                         Ok(done) | Err(done) => done,
                     };
@@ -522,6 +527,7 @@ impl Call<'_> {
             .param("HideLastTimestamp")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let now = self.state.now_ms();
+        let legacy = self.state.settings.alibaba_legacy_answers;
         let body = self.state.world(|w| {
             let inst = self.instance(w, region, instance_id)?;
             let rows = w
@@ -551,16 +557,19 @@ impl Call<'_> {
                         Default::default()
                     };
                     slot += 1;
-                    entries.push(json!({
+                    let mut entry = json!({
                         "Partition": row.partition,
                         "BrokerOffset": row.log_end,
                         "ConsumerOffset": row.committed.unwrap_or(-1),
-                        "Accumulate": lag.unwrap_or(0),
                         "LastTimestamp": last,
-                        "ClientId": client_id,
-                        "ClientIp": client_ip,
-                        "MemberId": member_id,
-                    }));
+                    });
+                    if !legacy {
+                        entry["Accumulate"] = json!(lag.unwrap_or(0));
+                        entry["ClientId"] = json!(client_id);
+                        entry["ClientIp"] = json!(client_ip);
+                        entry["MemberId"] = json!(member_id);
+                    }
+                    entries.push(entry);
                 }
                 group_diff += topic_diff;
                 group_last = group_last.max(topic_last);
@@ -583,15 +592,17 @@ impl Call<'_> {
             } else {
                 Vec::new()
             };
-            Ok::<_, Done>(json!({
-                "ConsumerProgress": {
-                    "TotalDiff": group_diff,
-                    "LastTimestamp": group_last,
-                    "state": if members > 0 { "STABLE" } else { "EMPTY" },
-                    "TopicList": { "TopicList": self.list(topics) },
-                    "RebalanceInfoList": { "RebalanceInfoList": self.list(rebalances) },
-                }
-            }))
+            let mut progress = json!({
+                "TotalDiff": group_diff,
+                "LastTimestamp": group_last,
+                "TopicList": { "TopicList": self.list(topics) },
+            });
+            if !legacy {
+                progress["state"] = json!(if members > 0 { "STABLE" } else { "EMPTY" });
+                progress["RebalanceInfoList"] =
+                    json!({ "RebalanceInfoList": self.list(rebalances) });
+            }
+            Ok::<_, Done>(json!({ "ConsumerProgress": progress }))
         })?;
         Ok(self.ok(body))
     }
@@ -599,10 +610,22 @@ impl Call<'_> {
     fn get_consumer_list(&self) -> Result<Done, Done> {
         let region = self.required("RegionId")?;
         let instance_id = self.required("InstanceId")?;
-        let page = self.positive("CurrentPage", 1)?;
-        let size = self
-            .positive("PageSize", DEFAULT_PAGE_SIZE)?
-            .min(MAX_PAGE_SIZE);
+        let legacy = self.state.settings.alibaba_legacy_answers;
+        let mut page = self.positive("CurrentPage", 1)?;
+        let mut size = self.positive("PageSize", DEFAULT_PAGE_SIZE)?;
+        let max = self.state.settings.alibaba_max_page_size;
+        if size > max && !legacy {
+            return Err(self.gateway(
+                400,
+                "InvalidParameter",
+                &format!("The PageSize parameter is invalid. It must be between 1 and {max}."),
+            ));
+        }
+        if legacy {
+            // The older API had no paging: every answer lists every group.
+            page = 1;
+            size = usize::MAX;
+        }
         let filter = self.param("ConsumerId").filter(|s| !s.is_empty());
         let body = self.state.world(|w| {
             let inst = self.instance(w, region, instance_id)?;
@@ -627,6 +650,9 @@ impl Call<'_> {
                     })
                 })
                 .collect();
+            if legacy {
+                return Ok::<_, Done>(json!({ "ConsumerList": { "ConsumerVO": self.list(vos) } }));
+            }
             Ok::<_, Done>(json!({
                 "Total": names.len(),
                 "CurrentPage": page,
@@ -670,8 +696,8 @@ impl Call<'_> {
                         "Name": i.name,
                         "RegionId": i.region,
                         "ZoneId": format!("{}-a", i.region),
-                        "ServiceStatus": if i.running { 5 } else { 15 },
-                        "ViewInstanceStatusCode": if i.running { 2 } else { 5 },
+                        "ServiceStatus": service_status(i.status),
+                        "ViewInstanceStatusCode": view_status(i.status),
                         "Series": "v2",
                         "SpecType": "normal",
                         "PaidType": 1,
@@ -904,6 +930,41 @@ impl Call<'_> {
             "ConsumerList": 42,
             "InstanceList": true,
         })
+    }
+}
+
+/// `ViewInstanceStatusCode` of a status (GetInstanceList model: 0 pending, 1 deploying,
+/// 2 running, 3 stopped, 4 expiring, 5 expired, 6 released, 7 upgrading, 8 migrating,
+/// 21 stopping, 22 starting, 23 releasing, 30 auto scaling, 101 deploy failed).
+fn view_status(status: InstanceStatus) -> i64 {
+    match status {
+        InstanceStatus::Running => 2,
+        InstanceStatus::Upgrading => 7,
+        InstanceStatus::Migrating => 8,
+        InstanceStatus::Scaling => 30,
+        InstanceStatus::Expiring => 4,
+        InstanceStatus::Creating => 1,
+        InstanceStatus::CreateFailed => 101,
+        InstanceStatus::Stopped => 3,
+        InstanceStatus::Expired => 5,
+        InstanceStatus::Released => 6,
+        InstanceStatus::Deleting => 23,
+    }
+}
+
+/// The legacy `ServiceStatus` of a status (0 pending, 1 preparing hardware, 2 initializing,
+/// 3 starting, 5 running, 6 migrating, 7 ready for upgrade, 8 upgrading, 10 released,
+/// 15 expired, 30 scaling).
+fn service_status(status: InstanceStatus) -> i64 {
+    match status {
+        InstanceStatus::Running | InstanceStatus::Expiring => 5,
+        InstanceStatus::Upgrading => 8,
+        InstanceStatus::Migrating => 6,
+        InstanceStatus::Scaling => 30,
+        InstanceStatus::Creating | InstanceStatus::CreateFailed => 2,
+        InstanceStatus::Stopped => 0,
+        InstanceStatus::Expired => 15,
+        InstanceStatus::Released | InstanceStatus::Deleting => 10,
     }
 }
 
@@ -1283,6 +1344,27 @@ mod tests {
             ),
         );
         assert_eq!(body(&r)["InstanceList"]["InstanceVO"], json!(""));
+    }
+
+    #[test]
+    fn page_sizes_above_the_limit_are_refused_not_capped() {
+        let s = state(SimSettings {
+            alibaba_max_page_size: 20,
+            ..SimSettings::default()
+        });
+        let list = |size: &str| {
+            let params: Vec<(&'static str, String)> = vec![
+                ("RegionId", "cn-hangzhou".into()),
+                ("InstanceId", instance_id(Cloud::Alibaba, 1)),
+                ("PageSize", size.into()),
+            ];
+            let nonce = format!("nonce-page-{size}");
+            handle(&s, &v2("GetConsumerList", &refs(&params), &nonce, &[]))
+        };
+        let r = list("21");
+        assert_eq!(r.status, 400);
+        assert_eq!(body(&r)["Code"], json!("InvalidParameter"));
+        assert_eq!(list("20").status, 200);
     }
 
     #[test]

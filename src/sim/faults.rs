@@ -26,6 +26,9 @@ pub enum Fault {
     Delay(Duration),
     /// Never answer; the client has to time out.
     Hang,
+    /// Process the request normally, then answer HTTP 200 with nothing but the RequestId:
+    /// a body that shows no failure but confirms nothing either.
+    Unconfirmed,
 }
 
 impl Fault {
@@ -40,6 +43,7 @@ impl Fault {
             Fault::WrongShape => "wrong_shape",
             Fault::Delay(_) => "delay",
             Fault::Hang => "hang",
+            Fault::Unconfirmed => "unconfirmed",
         }
     }
 }

@@ -56,6 +56,14 @@ pub struct SimSettings {
     /// Answer Alibaba lists in the documented odd forms where they apply: a list of one
     /// element as a single object, an empty list as `""`, and `Code` as a string.
     pub alibaba_quirks: bool,
+    /// Answer Alibaba in the documented older shapes, without the newer fields:
+    /// `GetConsumerProgress` without `state`, the member fields (`MemberId`, `ClientId`,
+    /// `ClientIp`), `Accumulate` and `RebalanceInfoList`; `GetConsumerList` without
+    /// `Total` and without paging (every group on every page, whatever `CurrentPage`).
+    pub alibaba_legacy_answers: bool,
+    /// Largest `GetConsumerList` `PageSize` accepted; a larger one is refused with
+    /// `InvalidParameter`, as a real service refuses values above its (unpublished) limit.
+    pub alibaba_max_page_size: usize,
     /// Keep raw requests (method, URL, headers, body) in the log, for signature dumps.
     pub record_raw: bool,
     /// Most requests kept in the log (oldest dropped first).
@@ -80,6 +88,8 @@ impl Default for SimSettings {
             alibaba_rate_limit: 50.0,
             tencent_rate_limit: None,
             alibaba_quirks: false,
+            alibaba_legacy_answers: false,
+            alibaba_max_page_size: alibaba::DEFAULT_MAX_PAGE_SIZE,
             record_raw: false,
             log_capacity: 100_000,
             seed: 1,
@@ -180,6 +190,19 @@ impl SimResponse {
             Fault::Truncated => {
                 let keep = (self.body.len() / 2).max(1);
                 self.body.truncate(keep);
+            }
+            Fault::Unconfirmed => {
+                // Only the RequestId survives (Alibaba's at the top, Tencent's in Response).
+                let id = |v: &serde_json::Value| v.get("RequestId").cloned();
+                let answer: serde_json::Value =
+                    serde_json::from_slice(&self.body).unwrap_or_default();
+                let kept = match (id(&answer), answer.get("Response").and_then(id)) {
+                    (Some(r), _) => serde_json::json!({ "RequestId": r }),
+                    (None, Some(r)) => serde_json::json!({ "Response": { "RequestId": r } }),
+                    (None, None) => serde_json::json!({}),
+                };
+                self.status = 200;
+                self.body = serde_json::to_vec(&kept).expect("JSON values serialize");
             }
             _ => {}
         }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::faults::Fault;
-use super::world::{ResetTo, SimInstance, World, WorldError};
+use super::world::{InstanceStatus, ResetTo, SimInstance, World, WorldError};
 use super::{LoggedRequest, RawRequest, SimResponse, SimState};
 use crate::model::Cloud;
 use crate::providers::tencent::sign;
@@ -157,6 +157,17 @@ fn respond(
         let response = error_response(&f, request_id);
         (response, f.code)
     };
+    // API 3.0 is served at "/" only; other paths reach no API.
+    if req.path() != "/" {
+        let response = SimResponse {
+            status: 404,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: b"<html><body><h1>404 Not Found</h1></body></html>".to_vec(),
+            delay: None,
+            hang: false,
+        };
+        return (response, "http_404".into());
+    }
     let key_id = match authenticate(state, req, action) {
         Ok(key_id) => key_id,
         Err(f) => return rejected(f),
@@ -752,7 +763,7 @@ fn describe_instances(state: &SimState, p: &Params<'_>, region: &str) -> Result<
         let matching: Vec<(&SimInstance, i64)> = w
             .instances_in(Cloud::Tencent, region)
             .into_iter()
-            .map(|i| (i, if i.running { 1 } else { 5 }))
+            .map(|i| (i, instance_status(i.status)))
             .filter(|(i, _)| only_id.is_none_or(|id| i.id == id))
             .filter(|(i, _)| i.name.contains(search))
             .filter(|(_, s)| {
@@ -910,6 +921,22 @@ fn batch_modify_group_offsets(
         );
         reset_answer(result, id, group)
     })
+}
+
+/// CKafka `Instance.Status` of a status (SDK model: -1 create failed, 0 creating,
+/// 1 running, 2 deleting, 3 deleted, 4 delete failed, 5 isolating, 7 upgrading). CKafka
+/// has no separate code for migrating, scaling (a spec change is an upgrade) or an
+/// approaching expiry, nor for expired (isolated) and released (deleted) instances.
+fn instance_status(status: InstanceStatus) -> i64 {
+    match status {
+        InstanceStatus::Running | InstanceStatus::Migrating | InstanceStatus::Expiring => 1,
+        InstanceStatus::Upgrading | InstanceStatus::Scaling => 7,
+        InstanceStatus::Creating => 0,
+        InstanceStatus::CreateFailed => -1,
+        InstanceStatus::Stopped | InstanceStatus::Expired => 5,
+        InstanceStatus::Released => 3,
+        InstanceStatus::Deleting => 2,
+    }
 }
 
 #[cfg(test)]

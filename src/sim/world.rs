@@ -100,6 +100,54 @@ impl SimGroup {
     }
 }
 
+/// The lifecycle of a simulated instance, in cloud-neutral terms. Each cloud's handler
+/// answers it with that cloud's status code (`ViewInstanceStatusCode` and `ServiceStatus`
+/// for Alibaba, `Status` for Tencent).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum InstanceStatus {
+    Running,
+    Upgrading,
+    Migrating,
+    Scaling,
+    /// The subscription is about to expire; the instance still serves.
+    Expiring,
+    Creating,
+    CreateFailed,
+    /// Stopped or isolated (Tencent isolates an instance whose payment is overdue).
+    Stopped,
+    Expired,
+    Released,
+    Deleting,
+}
+
+impl InstanceStatus {
+    pub const ALL: [InstanceStatus; 11] = [
+        InstanceStatus::Running,
+        InstanceStatus::Upgrading,
+        InstanceStatus::Migrating,
+        InstanceStatus::Scaling,
+        InstanceStatus::Expiring,
+        InstanceStatus::Creating,
+        InstanceStatus::CreateFailed,
+        InstanceStatus::Stopped,
+        InstanceStatus::Expired,
+        InstanceStatus::Released,
+        InstanceStatus::Deleting,
+    ];
+
+    /// Whether an instance in this state serves Kafka traffic (and so has lag to export).
+    pub fn serves(self) -> bool {
+        matches!(
+            self,
+            InstanceStatus::Running
+                | InstanceStatus::Upgrading
+                | InstanceStatus::Migrating
+                | InstanceStatus::Scaling
+                | InstanceStatus::Expiring
+        )
+    }
+}
+
 /// A managed Kafka instance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimInstance {
@@ -107,8 +155,8 @@ pub struct SimInstance {
     pub id: String,
     pub name: String,
     pub region: String,
-    /// Whether the instance is running (discovery lists only running instances).
-    pub running: bool,
+    /// Where the instance is in its lifecycle; each cloud's handler answers its own code.
+    pub status: InstanceStatus,
     pub topics: BTreeMap<String, SimTopic>,
     pub groups: BTreeMap<String, SimGroup>,
 }
@@ -529,7 +577,7 @@ impl World {
                     id: id.clone(),
                     name: format!("sim-{}-{n}", cloud.as_str()),
                     region: region.clone(),
-                    running: true,
+                    status: InstanceStatus::Running,
                     topics: BTreeMap::new(),
                     groups: BTreeMap::new(),
                 };

@@ -17,8 +17,9 @@ is recomputed from the raw request by the vendors' own functions:
       alibabacloud_openapi_util `Client.get_rpcsignature`, tea-openapi `Utils.get_rpcsignature`;
   V3: alibabacloud_openapi_util `Client.get_authorization`, tea-openapi `Utils.get_authorization`
       (and the body hash against `x-acs-content-sha256`).
-Prints one line per request and a summary; exits 1 on any mismatch or when no Alibaba
-request was checked.
+Prints one line per request and a summary; exits 1 on any mismatch, or unless every
+action seen was checked in both signature versions (at least one V2 and one V3 request
+of each), so that a signer that silently stopped being exercised fails the check.
 
 Mode 2, the official clients against a running simulator:
 
@@ -146,6 +147,7 @@ def check_requests(path):
         dump = json.load(f)
     keys = dump.get("keys", {})
     counts = {"v2": 0, "v3": 0}
+    by_action = {}
     failures = 0
     for i, entry in enumerate(dump.get("requests", [])):
         if entry.get("cloud") != "alibaba":
@@ -171,6 +173,7 @@ def check_requests(path):
             version = "v2"
             ok, detail = check_v2(raw, params, keys)
         counts[version] += 1
+        by_action.setdefault(action, {"v2": 0, "v3": 0})[version] += 1
         status = "OK  " if ok else "FAIL"
         print(f"{status} #{i} {action} {version} ({entry.get('outcome')}): {detail}")
         if not ok:
@@ -183,6 +186,13 @@ def check_requests(path):
     if total == 0:
         print("FAIL: no alibaba request was checked")
         return 1
+    for action, n in sorted(by_action.items()):
+        line = f"{action}: v2 {n['v2']}, v3 {n['v3']}"
+        if n["v2"] == 0 or n["v3"] == 0:
+            print(f"FAIL {line}: each action must be checked in both signature versions")
+            failures += 1
+        else:
+            print(f"OK   {line}")
     return 1 if failures else 0
 
 

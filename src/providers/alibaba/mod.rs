@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 
 use super::call::Caller;
-use super::http::transport_error;
+use super::http::{HttpRequest, InvalidHeader, send};
 use super::{AccountSpec, ErrorKind, Provider, ProviderDeps, ProviderError, ProviderFuture};
 use crate::clock::unix_secs;
 use crate::config::SignatureVersion;
@@ -38,21 +38,17 @@ const GET_CONSUMER_LIST: &str = "GetConsumerList";
 const GET_INSTANCE_LIST: &str = "GetInstanceList";
 const UPDATE_CONSUMER_OFFSET: &str = "UpdateConsumerOffset";
 
-/// Groups asked for per `GetConsumerList` page. Alibaba publishes neither default nor
-/// maximum (its example uses 10); 100 keeps the call count low on instances with hundreds
-/// of groups. Paging does not rely on the server honouring it: pages are requested by
-/// number and the loop stops on `Total` or an empty page, so a server that caps the page
-/// size lower still pages correctly.
-pub const GROUP_PAGE_SIZE: u32 = 100;
+/// Groups asked for per `GetConsumerList` page. Alibaba publishes neither the default nor
+/// the maximum; a real service refuses a `PageSize` above its limit rather than capping
+/// it, so this stays at the one value the documentation shows (its example, 10), which is
+/// also the smallest maximum of the sibling ApsaraMQ APIs (10 to 100). Paging does not
+/// rely on the server honouring it: pages are requested by number and the loop stops on
+/// `Total`, on an empty page, or (older answers without `Total`) on a page with nothing new.
+pub const GROUP_PAGE_SIZE: u32 = 10;
 
-/// Most `GetConsumerList` pages read for one instance (a million groups at 100 a page):
+/// Most `GetConsumerList` pages read for one instance (100,000 groups at 10 a page):
 /// a bound on a server that keeps answering pages.
 const MAX_GROUP_PAGES: u32 = 10_000;
-
-/// The documented `ServiceStatus` of an instance in service (legacy field).
-const SERVICE_STATUS_RUNNING: i64 = 5;
-/// The documented `ViewInstanceStatusCode` of an instance in service (console status).
-const VIEW_STATUS_RUNNING: i64 = 2;
 
 /// Alibaba Cloud provider for one account.
 pub struct AlibabaProvider {
@@ -89,7 +85,7 @@ impl AlibabaProvider {
         deadline: SystemTime,
         write: bool,
     ) -> Result<T, ProviderError> {
-        let attempt = |timeout| self.attempt::<T>(action, params, timeout);
+        let attempt = |timeout| self.attempt::<T>(action, params, timeout, write);
         if write {
             self.caller.call_once(action, deadline, attempt).await
         } else {
@@ -103,8 +99,9 @@ impl AlibabaProvider {
         action: &'static str,
         params: &[(&'static str, String)],
         timeout: Duration,
+        write: bool,
     ) -> Result<T, ProviderError> {
-        let creds = self.spec.credentials.get()?;
+        let creds = self.spec.credentials()?;
         let now = unix_secs(self.caller.clock().now());
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let signed = build_request(
@@ -116,16 +113,12 @@ impl AlibabaProvider {
             now,
             &nonce,
         )?;
-        let mut req = self.http.post(&signed.url).timeout(timeout);
-        for (name, value) in &signed.headers {
-            req = req.header(*name, value);
-        }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status().as_u16();
-        let retry_after = retry_after(resp.headers());
-        let body = resp.bytes().await.map_err(transport_error)?;
+        let request = signed.to_http().map_err(|e| self.unsendable(e))?;
+        let (status, headers, body) = send(&self.http, request, timeout).await?;
+        let retry_after = retry_after(&headers);
         let ctx = AttemptContext {
             action,
+            write,
             creds: &creds,
             timestamp: &signed.timestamp,
             string_to_sign: &signed.string_to_sign,
@@ -136,6 +129,25 @@ impl AlibabaProvider {
             Err(e) => tracing::debug!(action, status, error = %e, "alikafka call failed"),
         }
         result
+    }
+
+    /// A request that cannot be sent because a value is not valid in an HTTP header: a
+    /// configuration error naming the account and the part at fault, never retried.
+    fn unsendable(&self, e: InvalidHeader) -> ProviderError {
+        let part = match e.name {
+            "authorization" => "the access key id",
+            "x-acs-security-token" => "the security token",
+            "host" => "the endpoint host",
+            other => other,
+        };
+        ProviderError::new(
+            ErrorKind::Credentials,
+            format!(
+                "account {}: {part} contains a character that cannot be sent in an HTTP header (a newline or control character?); check its source",
+                self.spec.name
+            ),
+        )
+        .retryable(false)
     }
 
     async fn consumer_progress(
@@ -291,14 +303,47 @@ impl Provider for AlibabaProvider {
 }
 
 /// A request ready to send: URL, extra headers, and what was signed (kept to tell a wrong
-/// secret from a canonicalization bug when the signature is rejected).
-#[derive(Clone, Debug, PartialEq)]
+/// secret from a canonicalization bug when the signature is rejected). Its `Debug` shows
+/// neither the URL's values (V2 signature, security token) nor the signed headers' values.
+#[derive(Clone, PartialEq)]
 struct SignedRequest {
     /// Carries the V2 signature and any security token: never log or return it.
     url: String,
     headers: Vec<(&'static str, String)>,
     timestamp: String,
     string_to_sign: String,
+}
+
+impl fmt::Debug for SignedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_http() {
+            Ok(http) => f
+                .debug_struct("SignedRequest")
+                .field("request", &http)
+                .field("timestamp", &self.timestamp)
+                .finish_non_exhaustive(),
+            Err(_) => f.write_str("SignedRequest { [unsendable] }"),
+        }
+    }
+}
+
+/// Headers whose values are secret or carry the signature.
+const SENSITIVE_HEADERS: [&str; 2] = ["authorization", "x-acs-security-token"];
+
+impl SignedRequest {
+    /// The request to send, with the signature and token headers marked sensitive.
+    fn to_http(&self) -> Result<HttpRequest, InvalidHeader> {
+        let url = reqwest::Url::parse(&self.url).map_err(|_| InvalidHeader { name: "host" })?;
+        let mut request = HttpRequest::post(url);
+        for (name, value) in &self.headers {
+            request = if SENSITIVE_HEADERS.contains(name) {
+                request.secret_header(name, value)?
+            } else {
+                request.header(name, value)?
+            };
+        }
+        Ok(request)
+    }
 }
 
 /// Builds and signs one request. Pure: time and nonce are arguments.
@@ -419,6 +464,9 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 /// What an answer is judged against.
 struct AttemptContext<'a> {
     action: &'static str,
+    /// A write must be confirmed by its answer (`Success: true` or `Code` 200): a body
+    /// that merely shows no failure, like `{}`, is not proof that it was applied.
+    write: bool,
     creds: &'a Credentials,
     timestamp: &'a str,
     string_to_sign: &'a str,
@@ -436,6 +484,16 @@ fn interpret<T: DeserializeOwned>(
             Ok((envelope, _)) if envelope.failed() => {
                 Err(classify(status, retry_after, &envelope, ctx))
             }
+            Ok((envelope, _)) if ctx.write && !envelope.confirmed() => Err(ProviderError::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "{} answer confirms nothing (neither Success: true nor Code 200): whether the write was applied is unknown",
+                    ctx.action
+                ),
+            )
+            .with_status(status)
+            .with_request_id(envelope.request_id)
+            .retryable(false)),
             Ok((_, answer)) => Ok(answer),
             Err(e) => {
                 // A failure answer may not have the success shape; judge it by its envelope.
@@ -476,10 +534,23 @@ fn bare_status(status: u16, retry_after: Option<Duration>) -> ProviderError {
     .with_retry_after(retry_after.filter(|_| retryable))
 }
 
-const THROTTLE_CODES: [&str; 5] = [
+/// Throttling codes: the `Throttling` family (`Throttling`, `Throttling.User`,
+/// `Throttling.Api`, and any the gateway adds, such as `Throttling.Concurrency`), and
+/// alikafka's own `ONS_SYSTEM_FLOW_CONTROL` (the Terraform provider retries it).
+fn is_throttling(code: &str) -> bool {
+    code == "Throttling"
+        || code.starts_with("Throttling.")
+        || code == "ONS_SYSTEM_FLOW_CONTROL"
+        || code == "FlowControl"
+}
+
+/// Examples of [`is_throttling`] codes, for tests.
+#[cfg(test)]
+const THROTTLE_CODES: [&str; 6] = [
     "Throttling",
     "Throttling.User",
     "Throttling.Api",
+    "Throttling.Concurrency",
     "ONS_SYSTEM_FLOW_CONTROL",
     "FlowControl",
 ];
@@ -521,7 +592,7 @@ fn classify(
         .map(wire::Code::as_text)
         .unwrap_or_default();
     let server_message = scrub(envelope.message.as_deref().unwrap_or_default(), ctx.creds);
-    let (kind, retryable, message) = if THROTTLE_CODES.contains(&code.as_str()) {
+    let (kind, retryable, message) = if is_throttling(&code) {
         (ErrorKind::Throttled, true, server_message)
     } else if let Some(message) = auth_message(&code, &server_message, ctx) {
         (ErrorKind::Auth, false, message)
@@ -692,10 +763,17 @@ fn progress_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupProgress
 /// A group's state and members from `GetConsumerProgress`: alikafka lists no members, so
 /// they are counted as the distinct `MemberId`s (or `ClientId`s) owning partitions. A
 /// member that owns no partition is not seen.
+///
+/// The documented answer has neither `state` nor the member fields (newer SDK-model
+/// fields): then the state is `Unknown` and the member count `None`, and
+/// [`GroupInfo::membership_known`] says so, so that a reset is refused rather than sent to
+/// a group that may be live.
 fn group_info_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupInfo, String> {
     let mut members = HashSet::new();
+    let mut member_fields = false;
     for (_, entries) in progress.merged_topics()? {
         for e in entries {
+            member_fields |= e.member_id.is_some() || e.client_id.is_some();
             let member = [e.member_id, e.client_id]
                 .into_iter()
                 .flatten()
@@ -710,18 +788,41 @@ fn group_info_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupInfo, 
             .state
             .as_deref()
             .map_or(GroupState::Unknown, GroupState::parse),
-        members: Some(u32::try_from(members.len()).unwrap_or(u32::MAX)),
+        members: member_fields.then(|| u32::try_from(members.len()).unwrap_or(u32::MAX)),
     })
 }
 
-/// Whether discovery keeps an instance. `ViewInstanceStatusCode` (2 = in service) is the
-/// field the docs now recommend and the console shows; the deprecated `ServiceStatus`
-/// (5 = in service) is the fallback for answers without it. An instance reporting neither
-/// is kept: a missing field should not silently drop an instance from monitoring.
-fn is_running(vo: &wire::InstanceVo) -> bool {
+/// Whether discovery keeps an instance: every instance that may serve traffic is kept,
+/// so that maintenance (an upgrade, a migration, scaling) never removes its series.
+///
+/// `ViewInstanceStatusCode` (the console status, which the docs recommend):
+///
+/// | Code | Meaning | Kept |
+/// |---|---|---|
+/// | 0 / 1 | pending / deploying | no |
+/// | 2 | running | yes |
+/// | 3 | stopped | no |
+/// | 4 | expiring soon | yes |
+/// | 5 | expired | no |
+/// | 6 | released | no |
+/// | 7 / 8 | upgrading / migrating | yes |
+/// | 21 / 22 | stopping / starting | yes |
+/// | 23 | releasing | no |
+/// | 30 | auto scaling | yes |
+/// | 101 | deployment failed | no |
+/// | 102 / 103 | upgrade / migration failed (the instance still runs) | yes |
+/// | other | unknown to this table | yes |
+///
+/// The deprecated `ServiceStatus` is the fallback for answers without it: 0 pending,
+/// 1 preparing hardware, 2 initializing, 3 starting, 10 released and 15 expired are
+/// dropped; 5 running, 6 migrating, 7 ready for upgrade, 8 upgrading, 9 ready for change,
+/// 11 changing, 30 scaling and unknown codes are kept. An instance reporting neither is
+/// kept. Source: the `InstanceVO` model of the official SDK
+/// (`alibabacloud-alikafka20190916` 2.16.0, `GetInstanceList`).
+fn serves_traffic(vo: &wire::InstanceVo) -> bool {
     match (vo.view_instance_status_code, vo.service_status) {
-        (Some(view), _) => view == VIEW_STATUS_RUNNING,
-        (None, Some(status)) => status == SERVICE_STATUS_RUNNING,
+        (Some(view), _) => !matches!(view, 0 | 1 | 3 | 5 | 6 | 23 | 101),
+        (None, Some(status)) => !matches!(status, 0 | 1 | 2 | 3 | 10 | 15),
         (None, None) => true,
     }
 }
@@ -730,7 +831,7 @@ fn running_instances(answer: &wire::GetInstanceList) -> Vec<DiscoveredInstance> 
     answer
         .instance_list
         .iter()
-        .filter(|vo| is_running(vo))
+        .filter(|vo| serves_traffic(vo))
         .filter_map(|vo| {
             let id = vo.instance_id.as_deref().filter(|s| !s.is_empty())?;
             Some(DiscoveredInstance {
@@ -761,9 +862,10 @@ fn next_page(page_len: usize, new: usize, collected: usize, total: Option<i64>) 
     }
     match total {
         Some(t) if i64::try_from(collected).unwrap_or(i64::MAX) >= t => PageStep::Done,
-        // Older answers carried no Total and returned every group at once.
-        None if page_len < GROUP_PAGE_SIZE as usize => PageStep::Done,
-        _ if new == 0 => PageStep::Stuck,
+        // Older answers carry no Total and list every group on every page: a short page
+        // is the last, and a page with nothing new means everything has been seen.
+        None if page_len < GROUP_PAGE_SIZE as usize || new == 0 => PageStep::Done,
+        Some(_) if new == 0 => PageStep::Stuck,
         _ => PageStep::Next,
     }
 }
@@ -951,6 +1053,52 @@ mod tests {
         ));
     }
 
+    /// The `Debug` of a signed request of either signature version shows neither the
+    /// secret, the security token nor the signature (V2 carries the last two in the URL,
+    /// V3 in headers).
+    #[test]
+    fn signed_request_debug_shows_no_secret_token_or_signature() {
+        for version in [SignatureVersion::V2, SignatureVersion::V3] {
+            let r = build_request(
+                version,
+                ENDPOINT,
+                UPDATE_CONSUMER_OFFSET,
+                &progress_params(false),
+                &creds("STS.testid", Some(TOKEN)),
+                T0,
+                NONCE,
+            )
+            .unwrap();
+            let http = r.to_http().unwrap();
+            let signature = match version {
+                SignatureVersion::V2 => r.url.rsplit_once("Signature=").unwrap().1.to_string(),
+                SignatureVersion::V3 => r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| *k == "authorization")
+                    .unwrap()
+                    .1
+                    .rsplit_once("Signature=")
+                    .unwrap()
+                    .1
+                    .to_string(),
+            };
+            let shown = format!("{r:?} {http:?} {:?}", http.headers);
+            for hidden in ["testsecret", TOKEN, "sts-token", signature.as_str()] {
+                assert!(!shown.contains(hidden), "{version}: {hidden} in {shown}");
+            }
+            assert!(
+                shown.contains("x-acs-date") || version == SignatureVersion::V2,
+                "{shown}"
+            );
+        }
+        let parsed = sign::parse_v3_authorization(
+            "ACS3-HMAC-SHA256 Credential=id,SignedHeaders=host,Signature=deadbeefcafe",
+        )
+        .unwrap();
+        assert!(!format!("{parsed:?}").contains("deadbeefcafe"));
+    }
+
     #[test]
     fn host_keeps_the_port_and_drops_the_scheme() {
         assert_eq!(host_of("http://127.0.0.1:8080"), "127.0.0.1:8080");
@@ -987,6 +1135,7 @@ mod tests {
         fn get(&self) -> AttemptContext<'_> {
             AttemptContext {
                 action: GET_CONSUMER_PROGRESS,
+                write: false,
                 creds: &self.creds,
                 timestamp: "2024-01-01T00:00:00Z",
                 string_to_sign: &self.sts,
@@ -1305,14 +1454,41 @@ mod tests {
     }
 
     #[test]
+    fn every_status_that_serves_traffic_is_kept() {
+        let vo = |view: Option<i64>, service: Option<i64>| wire::InstanceVo {
+            instance_id: Some("i".into()),
+            name: None,
+            service_status: service,
+            view_instance_status_code: view,
+        };
+        let kept_views = [2, 4, 7, 8, 21, 22, 30, 102, 103, 999];
+        let dropped_views = [0, 1, 3, 5, 6, 23, 101];
+        for code in kept_views {
+            assert!(serves_traffic(&vo(Some(code), Some(15))), "view {code}");
+        }
+        for code in dropped_views {
+            assert!(!serves_traffic(&vo(Some(code), Some(5))), "view {code}");
+        }
+        for code in [5, 6, 7, 8, 9, 11, 30, 999] {
+            assert!(serves_traffic(&vo(None, Some(code))), "service {code}");
+        }
+        for code in [0, 1, 2, 3, 10, 15] {
+            assert!(!serves_traffic(&vo(None, Some(code))), "service {code}");
+        }
+        assert!(serves_traffic(&vo(None, None)), "no status at all is kept");
+    }
+
+    #[test]
     fn paging_stops_on_total_empty_page_or_short_untotalled_page() {
-        assert_eq!(next_page(100, 100, 100, Some(250)), PageStep::Next);
-        assert_eq!(next_page(50, 50, 250, Some(250)), PageStep::Done);
-        assert_eq!(next_page(0, 0, 200, Some(250)), PageStep::Done);
-        assert_eq!(next_page(100, 0, 100, Some(250)), PageStep::Stuck);
+        assert_eq!(next_page(10, 10, 10, Some(25)), PageStep::Next);
+        assert_eq!(next_page(5, 5, 25, Some(25)), PageStep::Done);
+        assert_eq!(next_page(0, 0, 20, Some(25)), PageStep::Done);
+        assert_eq!(next_page(10, 0, 10, Some(25)), PageStep::Stuck);
         assert_eq!(next_page(7, 7, 7, None), PageStep::Done);
-        assert_eq!(next_page(100, 100, 100, None), PageStep::Next);
-        assert_eq!(next_page(100, 0, 100, None), PageStep::Stuck);
+        assert_eq!(next_page(150, 150, 150, None), PageStep::Next);
+        // No Total (the legacy answer lists everything on every page): a page that brings
+        // nothing new ends the listing with what was collected.
+        assert_eq!(next_page(150, 0, 150, None), PageStep::Done);
     }
 
     fn reset(

@@ -65,6 +65,13 @@ impl Envelope {
     pub(super) fn failed(&self) -> bool {
         self.success == Some(false) || self.code.as_ref().is_some_and(|c| !c.is_success())
     }
+
+    /// Whether the body positively reports success (`Success: true` or `Code` 200), as a
+    /// write's answer must.
+    pub(super) fn confirmed(&self) -> bool {
+        !self.failed()
+            && (self.success == Some(true) || self.code.as_ref().is_some_and(Code::is_success))
+    }
 }
 
 /// Parses an answer into its envelope and its body type.

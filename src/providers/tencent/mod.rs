@@ -15,12 +15,11 @@ mod wire;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::call::Caller;
-use super::http::transport_error;
+use super::http::{HttpRequest, InvalidHeader, send};
 use super::{AccountSpec, ErrorKind, Provider, ProviderDeps, ProviderError, ProviderFuture};
 use crate::clock::unix_secs;
 use crate::model::{
@@ -101,7 +100,7 @@ impl TencentProvider {
         let target = self.target.as_ref().map_err(|e| {
             ProviderError::new(ErrorKind::Connection, format!("{action}: {e}")).retryable(false)
         })?;
-        let creds = self.spec.credentials.get()?;
+        let creds = self.spec.credentials()?;
         let payload = serde_json::to_vec(body).expect("request bodies serialize");
         // Each attempt is signed anew: the timestamp must be within 5 minutes when it lands.
         let timestamp = unix_secs(self.caller.clock().now());
@@ -120,34 +119,38 @@ impl TencentProvider {
             ProviderError::new(ErrorKind::Auth, format!("{action}: cannot sign: {e}"))
                 .retryable(false)
         })?;
-        let mut request = self
-            .http
-            .post(target.url.clone())
-            .timeout(timeout)
-            .header(CONTENT_TYPE, JSON)
-            .header(HOST, &target.host)
-            .header("X-TC-Action", action)
-            .header("X-TC-Version", API_VERSION)
-            .header("X-TC-Region", region)
-            .header("X-TC-Timestamp", timestamp.to_string())
-            .header(
-                AUTHORIZATION,
-                sensitive(&signed.authorization, action, "the secret id")?,
-            );
-        if let Some(token) = &creds.token {
-            request = request.header(
-                "X-TC-Token",
-                sensitive(token.expose(), action, "the session token")?,
-            );
-        }
-        let response = request
-            .body(payload)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(transport_error)?;
+        let request = http_request(
+            action,
+            region,
+            target,
+            timestamp,
+            &signed,
+            creds.token.as_ref(),
+            payload,
+        )
+        .map_err(|e| self.unsendable(action, e))?;
+        let (status, _, bytes) = send(&self.http, request, timeout).await?;
         decode(action, status, &bytes)
+    }
+
+    /// A request that cannot be sent because a value is not valid in an HTTP header: a
+    /// configuration error naming the account and the part at fault, never retried.
+    fn unsendable(&self, action: &str, e: InvalidHeader) -> ProviderError {
+        let part = match e.name {
+            "authorization" => "the SecretId",
+            "x-tc-token" => "the session token",
+            "x-tc-region" => "the region",
+            "host" => "the endpoint host",
+            other => other,
+        };
+        ProviderError::new(
+            ErrorKind::Credentials,
+            format!(
+                "{action}: account {}: {part} contains a character that cannot be sent in an HTTP header (a newline or control character?); check its source",
+                self.spec.name
+            ),
+        )
+        .retryable(false)
     }
 
     /// Reads every page of an `Offset`/`Limit` listing until `Offset >= TotalCount`.
@@ -233,16 +236,29 @@ impl TencentProvider {
     }
 }
 
-/// A header value marked sensitive, so that no `Debug` of the request shows it.
-fn sensitive(value: &str, action: &str, what: &str) -> Result<HeaderValue, ProviderError> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        ProviderError::new(
-            ErrorKind::Credentials,
-            format!("{action}: {what} contains characters that cannot be sent in a header"),
-        )
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
+/// The request of one attempt: CKafka's `X-TC-*` headers, the signature and the session
+/// token marked sensitive (never shown in `Debug`), and the signed body.
+fn http_request(
+    action: &str,
+    region: &str,
+    target: &Target,
+    timestamp: i64,
+    signed: &sign::Signed,
+    token: Option<&crate::credentials::Secret>,
+    payload: Vec<u8>,
+) -> Result<HttpRequest, InvalidHeader> {
+    let mut request = HttpRequest::post(target.url.clone())
+        .header("content-type", JSON)?
+        .header("host", &target.host)?
+        .header("x-tc-action", action)?
+        .header("x-tc-version", API_VERSION)?
+        .header("x-tc-region", region)?
+        .header("x-tc-timestamp", &timestamp.to_string())?
+        .secret_header("authorization", &signed.authorization)?;
+    if let Some(token) = token {
+        request = request.secret_header("x-tc-token", token.expose())?;
+    }
+    Ok(request.with_body(payload))
 }
 
 /// A decoded `Result` with the answer's RequestId.
@@ -482,6 +498,28 @@ fn reset_call<'a>(
     }))
 }
 
+/// Whether discovery keeps an instance with this CKafka `Instance.Status`.
+///
+/// | Status | Meaning | Kept |
+/// |---|---|---|
+/// | -1 | create failed | no |
+/// | 0 | creating | no |
+/// | 1 | running | yes |
+/// | 2 | deleting | no |
+/// | 3 | deleted | no |
+/// | 4 | delete failed (still running) | yes |
+/// | 5 | isolating (stopped, e.g. payment overdue) | no |
+/// | 7 | upgrading (also spec changes) | yes |
+/// | other or absent | a status this table does not know | yes |
+///
+/// Source: the `Status` field of `Instance` in the official SDK models
+/// (`tencentcloud-sdk-python-ckafka` 3.1.195 and `tencentcloud-sdk-go`, `DescribeInstances`).
+/// Every instance that may serve traffic is kept, so that maintenance never removes its
+/// series; one that does not just fails its polls, which `group_up` shows.
+fn serves_traffic(status: Option<i64>) -> bool {
+    !matches!(status, Some(-1 | 0 | 2 | 3 | 5))
+}
+
 /// First occurrence wins, order kept: a listing that shifts between pages may repeat items.
 fn dedup_by_key<T>(items: Vec<T>, key: impl Fn(&T) -> &str) -> Vec<T> {
     let mut seen = HashSet::new();
@@ -576,7 +614,7 @@ impl Provider for TencentProvider {
                 .await?;
             let running = instances
                 .into_iter()
-                .filter(|i| i.status == wire::INSTANCE_RUNNING)
+                .filter(|i| serves_traffic(i.status))
                 .map(|i| DiscoveredInstance {
                     instance_id: i.instance_id,
                     name: i.instance_name,
@@ -697,6 +735,63 @@ fn group_info(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `Debug` of every value a request passes through (the signature, the request
+    /// with its headers, the body types) shows no secret, token or signature.
+    #[test]
+    fn request_debug_shows_no_secret_token_or_signature() {
+        let target = Target::parse("https://ckafka.tencentcloudapi.com").unwrap();
+        let secret = "TopSecretKeyValue";
+        let token = crate::credentials::Secret::new("SessionTokenValue");
+        let body = wire::DescribeGroupOffsetsRequest {
+            instance_id: "ckafka-1",
+            group: "g",
+            offset: 0,
+            limit: OFFSETS_PAGE,
+        };
+        let payload = serde_json::to_vec(&body).unwrap();
+        let signed = sign::sign(
+            &sign::Request {
+                method: "POST",
+                headers: &[("content-type", JSON), ("host", &target.host)],
+                payload: &payload,
+                timestamp: 1_551_113_065,
+                service: SERVICE,
+            },
+            "AKIDvisible",
+            secret,
+        )
+        .unwrap();
+        let request = http_request(
+            "DescribeGroupOffsets",
+            "ap-guangzhou",
+            &target,
+            1_551_113_065,
+            &signed,
+            Some(&token),
+            payload,
+        )
+        .unwrap();
+        let shown = format!(
+            "{signed:?} {request:?} {:?} {body:?} {target:?}",
+            request.headers
+        );
+        for hidden in [secret, token.expose(), signed.signature.as_str()] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
+        assert!(shown.contains("x-tc-action"), "{shown}");
+    }
+
+    #[test]
+    fn every_status_that_serves_traffic_is_kept() {
+        for status in [1, 4, 7, 6, 42] {
+            assert!(serves_traffic(Some(status)), "{status}");
+        }
+        for status in [-1, 0, 2, 3, 5] {
+            assert!(!serves_traffic(Some(status)), "{status}");
+        }
+        assert!(serves_traffic(None));
+    }
 
     fn decode_err(status: u16, body: &str) -> ProviderError {
         decode::<wire::GroupOffsetResponse>("DescribeGroupOffsets", status, body.as_bytes())

@@ -199,12 +199,10 @@ pub struct Instance {
     pub instance_id: String,
     #[serde(default)]
     pub instance_name: String,
-    /// 1 is running; see [`INSTANCE_RUNNING`].
-    pub status: i64,
+    /// The lifecycle code; what each value means is the provider's business.
+    #[serde(default)]
+    pub status: Option<i64>,
 }
-
-/// `Instance.Status` of a running instance (0 creating, 2 deleting, 5 isolating, ...).
-pub const INSTANCE_RUNNING: i64 = 1;
 
 // ---- ModifyGroupOffsets / BatchModifyGroupOffsets -------------------------------------
 
@@ -386,7 +384,7 @@ mod tests {
         let i = &r.instance_list[0];
         assert_eq!(
             (i.instance_id.as_str(), i.instance_name.as_str(), i.status),
-            ("instance-will-s", "treTest", INSTANCE_RUNNING)
+            ("instance-will-s", "treTest", Some(1))
         );
     }
 

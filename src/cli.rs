@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Exit status for an invalid configuration or usage.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status for a runtime failure.
+pub const EXIT_FAILURE: u8 = 1;
+
 /// Prometheus exporter of consumer-group lag for Alibaba Cloud (alikafka) and Tencent
 /// Cloud (CKafka) managed Kafka, read from the clouds' management APIs.
 ///

@@ -5,7 +5,6 @@
 //! in step. Secrets never live here: accounts name environment variables or files.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +13,8 @@ use serde::Deserialize;
 
 use crate::credentials::{CredentialSources, Source};
 use crate::model::Cloud;
+pub use crate::providers::alibaba::SignatureVersion;
+use crate::providers::profile;
 
 /// Default `listen` address; 9758 is this exporter's port.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9758";
@@ -27,14 +28,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT_SHARE: u32 = 2;
 /// Default `accounts[].max_concurrency`: enough for the documented Tencent rate at a
 /// few hundred milliseconds of latency.
-pub const DEFAULT_MAX_CONCURRENCY: usize = crate::providers::budget::DEFAULT_CONCURRENCY;
+pub const DEFAULT_MAX_CONCURRENCY: usize = 20;
 /// Largest accepted `accounts[].max_concurrency`.
 pub const MAX_CONCURRENCY_LIMIT: usize = 64;
 /// Default `discovery_interval`.
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(300);
-/// Alibaba's per-action client-side budget when not configured, in requests per second.
-/// Alibaba publishes no limits for these APIs, so the default is conservative.
-pub const ALIBABA_DEFAULT_RATE_LIMIT: f64 = 10.0;
 /// Largest accepted `api_rate_limits` value.
 pub const MAX_RATE_LIMIT: f64 = 1000.0;
 
@@ -96,7 +94,7 @@ pub struct Account {
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
     /// Client-side budget in requests per second per API action, overriding the defaults
-    /// (Tencent: the documented limits; Alibaba: [`ALIBABA_DEFAULT_RATE_LIMIT`]).
+    /// (the cloud's documented limits, or its provider's conservative fallback).
     #[serde(default)]
     pub api_rate_limits: BTreeMap<String, f64>,
     /// Discover the account's running instances in its regions.
@@ -187,19 +185,6 @@ impl<'de> Deserialize<'de> for Pattern {
             serde::de::Error::custom(format!("{s:?} is not a valid regular expression: {e}"))
         })
     }
-}
-
-/// Alibaba request signature versions.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignatureVersion {
-    /// Signature V2, HMAC-SHA1 in query parameters (Alibaba calls it discontinued, but
-    /// alikafka still accepts it).
-    V2,
-    /// Signature V3, ACS3-HMAC-SHA256 in the `Authorization` header: what the current
-    /// official SDK sends to alikafka, so the default.
-    #[default]
-    V3,
 }
 
 /// Credential sources in one cloud-neutral form: id, secret and optional token, each from
@@ -431,11 +416,11 @@ impl Config {
                     return Err(invalid(field, format!("{region:?} is listed twice")));
                 }
             }
-            let known = crate::providers::budget::default_rate_limits(account.cloud);
+            let known = profile(account.cloud).action_names();
             for (action, rate) in &account.api_rate_limits {
                 let field = at(&format!("api_rate_limits.{action}"));
-                if !known.iter().any(|(a, _)| a == action) {
-                    let allowed: Vec<&str> = known.iter().map(|(a, _)| *a).collect();
+                if !known.contains(&action.as_str()) {
+                    let allowed = &known;
                     return Err(invalid(
                         field,
                         format!(
@@ -457,10 +442,19 @@ impl Config {
             if let Some(endpoint) = &account.endpoint {
                 check_endpoint(endpoint).map_err(|m| invalid(at("endpoint"), m))?;
             }
-            if account.signature_version.is_some() && account.cloud != Cloud::Alibaba {
+            if account.signature_version.is_some() && !profile(account.cloud).selectable_signature {
+                let clouds: Vec<&str> = crate::providers::profiles()
+                    .iter()
+                    .filter(|p| p.selectable_signature)
+                    .map(|p| p.cloud.as_str())
+                    .collect();
                 return Err(invalid(
                     at("signature_version"),
-                    "only applies to cloud: alibaba (Tencent always uses TC3-HMAC-SHA256)".into(),
+                    format!(
+                        "only applies to cloud: {} ({} has a single signature scheme)",
+                        clouds.join(", "),
+                        account.cloud
+                    ),
                 ));
             }
             if account.max_concurrency == 0 || account.max_concurrency > MAX_CONCURRENCY_LIMIT {
@@ -590,14 +584,6 @@ impl Config {
             .map(|i| i.groups.len())
             .sum()
     }
-
-    /// Whether any account or instance discovers what it polls.
-    pub fn uses_discovery(&self) -> bool {
-        self.accounts.iter().any(|a| {
-            a.discover_instances.is_some()
-                || a.instances.iter().any(|i| i.discover_groups.is_some())
-        })
-    }
 }
 
 impl Account {
@@ -607,7 +593,7 @@ impl Account {
             Some(c) => c
                 .sources(self.cloud)
                 .expect("credentials are validated before use"),
-            None => CredentialSources::standard(self.cloud),
+            None => CredentialSources::standard(&profile(self.cloud).credential_env),
         }
     }
 
@@ -631,17 +617,7 @@ impl Account {
 
     /// The endpoint base URL for `region` with `{region}` substituted, or the cloud's default.
     pub fn endpoint_url(&self, region: &str) -> String {
-        let template = match &self.endpoint {
-            Some(e) => e.clone(),
-            None => match self.cloud {
-                Cloud::Alibaba => "https://alikafka.{region}.aliyuncs.com".to_string(),
-                Cloud::Tencent => "https://ckafka.tencentcloudapi.com".to_string(),
-            },
-        };
-        template
-            .replace("{region}", region)
-            .trim_end_matches('/')
-            .to_string()
+        profile(self.cloud).endpoint_url(self.endpoint.as_deref(), region)
     }
 
     /// The client-side budget of `action` in requests per second.
@@ -649,12 +625,7 @@ impl Account {
         self.api_rate_limits
             .get(action)
             .copied()
-            .unwrap_or_else(|| {
-                crate::providers::budget::default_rate_limits(self.cloud)
-                    .iter()
-                    .find(|(a, _)| *a == action)
-                    .map_or(ALIBABA_DEFAULT_RATE_LIMIT, |(_, r)| *r)
-            })
+            .unwrap_or_else(|| profile(self.cloud).default_rate(action))
     }
 }
 
@@ -798,15 +769,6 @@ pub mod optional_duration {
     }
 }
 
-impl fmt::Display for SignatureVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SignatureVersion::V2 => "v2",
-            SignatureVersion::V3 => "v3",
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -861,7 +823,7 @@ accounts:
         assert!(s.token.is_empty());
         assert_eq!(
             c.accounts[0].credential_sources(),
-            CredentialSources::standard(Cloud::Alibaba)
+            CredentialSources::standard(&profile(Cloud::Alibaba).credential_env)
         );
     }
 

@@ -8,9 +8,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::model::Cloud;
+use kcle_clock::{Clock, Instant};
 
 /// How long file-sourced credentials are cached before they are read again.
 pub const FILE_REFRESH: Duration = Duration::from_secs(30);
@@ -69,6 +69,15 @@ impl fmt::Display for Source {
     }
 }
 
+/// The names of a cloud's standard credential variables: id, secret, and the token
+/// variables tried in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CredentialEnv {
+    pub id: &'static str,
+    pub secret: &'static str,
+    pub token: &'static [&'static str],
+}
+
 /// The sources of an account's id, secret and optional token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialSources {
@@ -79,27 +88,13 @@ pub struct CredentialSources {
 }
 
 impl CredentialSources {
-    /// The cloud's standard environment variables.
-    ///
-    /// Tencent's official SDKs read no token variable; we accept the three names other
-    /// tools use, `TENCENTCLOUD_SESSION_TOKEN` first.
-    pub fn standard(cloud: Cloud) -> Self {
-        let env = |s: &str| Source::Env(s.to_string());
-        match cloud {
-            Cloud::Alibaba => CredentialSources {
-                id: env("ALIBABA_CLOUD_ACCESS_KEY_ID"),
-                secret: env("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
-                token: vec![env("ALIBABA_CLOUD_SECURITY_TOKEN")],
-            },
-            Cloud::Tencent => CredentialSources {
-                id: env("TENCENTCLOUD_SECRET_ID"),
-                secret: env("TENCENTCLOUD_SECRET_KEY"),
-                token: vec![
-                    env("TENCENTCLOUD_SESSION_TOKEN"),
-                    env("TENCENTCLOUD_SECURITY_TOKEN"),
-                    env("TENCENTCLOUD_TOKEN"),
-                ],
-            },
+    /// A cloud's standard environment variables (its provider's profile names them).
+    pub fn standard(env: &CredentialEnv) -> Self {
+        let var = |s: &str| Source::Env(s.to_string());
+        CredentialSources {
+            id: var(env.id),
+            secret: var(env.secret),
+            token: env.token.iter().map(|t| var(t)).collect(),
         }
     }
 
@@ -137,6 +132,7 @@ pub enum CredentialError {
 /// Resolves an account's credentials, caching file reads for [`FILE_REFRESH`].
 pub struct CredentialProvider {
     sources: CredentialSources,
+    clock: Clock,
     cache: Mutex<Option<(Instant, Arc<Credentials>)>>,
 }
 
@@ -149,9 +145,11 @@ impl fmt::Debug for CredentialProvider {
 }
 
 impl CredentialProvider {
-    pub fn new(sources: CredentialSources) -> Self {
+    /// Reads from `sources`; `clock` times the re-reads of files.
+    pub fn new(sources: CredentialSources, clock: Clock) -> Self {
         CredentialProvider {
             sources,
+            clock,
             cache: Mutex::new(None),
         }
     }
@@ -167,7 +165,7 @@ impl CredentialProvider {
         if uses_files {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, creds)) = cache.as_ref()
-                && at.elapsed() < FILE_REFRESH
+                && self.clock.instant().saturating_duration_since(*at) < FILE_REFRESH
             {
                 return Ok(creds.clone());
             }
@@ -175,7 +173,7 @@ impl CredentialProvider {
         let creds = Arc::new(resolve(&self.sources)?);
         if uses_files {
             *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((Instant::now(), creds.clone()));
+                Some((self.clock.instant(), creds.clone()));
         }
         Ok(creds)
     }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use kcle_clock::Instant;
+
 use crate::config::{InstanceDiscovery, NameFilter};
 use crate::model::{Cloud, InstanceRef};
 use crate::providers::{ErrorKind, Provider, ProviderError};
@@ -48,7 +50,7 @@ pub struct Pass<'a> {
     pub cloud: Cloud,
     pub account: Arc<str>,
     pub provider_for: &'a (dyn Fn(&str) -> Option<Arc<dyn Provider>> + Sync),
-    pub deadline: SystemTime,
+    pub deadline: Instant,
     pub now: SystemTime,
 }
 

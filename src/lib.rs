@@ -3,27 +3,29 @@
 //!
 //! `ARCHITECTURE.md` has the code map and the invariants. Modules in reading order:
 //! the domain (`model`), configuration (`config`, `credentials`), the clouds
-//! (`providers`), polling (`scheduler`, `timelag`, `store`), exposition (`metrics`,
-//! `server`, protected by `web_config`, `basic_auth` and `client_cert`), the commands
-//! (`cli`, `app`, `demo`, `reset`), and the simulator (`sim`).
+//! (`providers`), polling (`discovery`, `scheduler`, `timelag`, `store`), exposition
+//! (`metrics`, `web`), the wiring (`exporter`, `signals`), and the command line (`cli`,
+//! `commands`, `app`). The clock, the clouds' pure protocol facts and the simulator are
+//! the workspace crates `kcle-clock`, `kcle-cloud` and `kcle-sim`.
 
-pub mod app;
-pub mod basic_auth;
-pub mod cli;
-pub mod client_cert;
-pub mod clock;
+pub mod model;
+
 pub mod config;
 pub mod credentials;
-pub mod demo;
-pub mod discovery;
-pub mod metrics;
-pub mod model;
+
 pub mod providers;
-pub mod reset;
+
+pub mod discovery;
 pub mod scheduler;
-pub mod server;
-pub mod shutdown;
-pub mod sim;
 pub mod store;
 pub mod timelag;
-pub mod web_config;
+
+pub mod metrics;
+pub mod web;
+
+pub mod exporter;
+pub mod signals;
+
+pub mod app;
+pub mod cli;
+pub mod commands;

@@ -6,33 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-/// The managed-Kafka clouds we support.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cloud {
-    /// Alibaba Cloud ApsaraMQ for Kafka ("alikafka").
-    Alibaba,
-    /// Tencent Cloud CKafka.
-    Tencent,
-}
-
-impl Cloud {
-    /// The value of the `cloud` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cloud::Alibaba => "alibaba",
-            Cloud::Tencent => "tencent",
-        }
-    }
-}
-
-impl fmt::Display for Cloud {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use kcle_cloud::Cloud;
 
 /// One managed Kafka instance, as configured or discovered, with the account that reaches it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

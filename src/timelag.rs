@@ -13,8 +13,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::clock::unix_millis;
 use crate::model::{Cloud, GroupProgress};
+use kcle_clock::unix_millis;
 
 /// Observations kept per partition.
 pub const MAX_POINTS: usize = 64;

@@ -5,11 +5,12 @@
 //! Time is a `ManualClock` (the client's and the simulator's may differ); the only real
 //! wait is the hang test's 200 ms per-attempt timeout.
 
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use kafka_cloud_lag_exporter::clock::{Clock, ManualClock, unix_millis};
 use kafka_cloud_lag_exporter::config::SignatureVersion;
 use kafka_cloud_lag_exporter::credentials::{CredentialProvider, CredentialSources, Source};
 use kafka_cloud_lag_exporter::model::{
@@ -19,11 +20,12 @@ use kafka_cloud_lag_exporter::model::{
 use kafka_cloud_lag_exporter::providers::alibaba::AlibabaProvider;
 use kafka_cloud_lag_exporter::providers::call::RetryPolicy;
 use kafka_cloud_lag_exporter::providers::{
-    AccountSpec, ErrorKind, Provider, ProviderDeps, ProviderError, http,
+    AccountSpec, ErrorKind, OffsetWriter, Provider, ProviderDeps, ProviderError, http,
 };
-use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
-use kafka_cloud_lag_exporter::sim::world::{SimGroup, World, WorldSpec, group_name, instance_id};
-use kafka_cloud_lag_exporter::sim::{LoggedRequest, RawRequest, SimKey, SimSettings, Simulator};
+use kcle_clock::{Clock, Instant, unix_millis};
+use kcle_sim::faults::{Fault, FaultRule};
+use kcle_sim::world::{SimGroup, World, WorldSpec, group_name, instance_id};
+use kcle_sim::{LoggedRequest, RawRequest, SimKey, SimSettings, Simulator};
 
 const T0: u64 = 1_700_000_000;
 const KEY_ID: &str = "LTAI5tIntegrationKey";
@@ -33,7 +35,7 @@ const STS_SECRET: &str = "sts-secret-value";
 const STS_TOKEN: &str = "sts-token/value+with=specials";
 const REGION: &str = "cn-hangzhou";
 
-type Counting = kafka_cloud_lag_exporter::providers::RecordingObserver;
+type Counting = support::RecordingObserver;
 
 fn settings() -> SimSettings {
     SimSettings {
@@ -57,8 +59,8 @@ fn settings() -> SimSettings {
 
 struct Harness {
     sim: Simulator,
-    sim_clock: Arc<ManualClock>,
-    client_clock: Arc<ManualClock>,
+    sim_clock: Clock,
+    client_clock: Clock,
     observer: Arc<Counting>,
 }
 
@@ -86,15 +88,15 @@ impl Default for Client<'_> {
 }
 
 async fn start(settings: SimSettings, spec: &WorldSpec) -> Harness {
-    let clock = ManualClock::at_unix(T0);
+    let clock = Clock::virtual_at_unix(T0);
     start_with_clocks(settings, spec, clock.clone(), clock).await
 }
 
 async fn start_with_clocks(
     settings: SimSettings,
     spec: &WorldSpec,
-    sim_clock: Arc<ManualClock>,
-    client_clock: Arc<ManualClock>,
+    sim_clock: Clock,
+    client_clock: Clock,
 ) -> Harness {
     let world = World::generate(spec, unix_millis(sim_clock.now()));
     let sim = Simulator::start(settings, world, sim_clock.clone())
@@ -133,7 +135,7 @@ impl Harness {
             http: http::client(),
             clock: self.client_clock.clone(),
             observer: self.observer.clone(),
-            request_timeout,
+            attempt_timeout: request_timeout,
             retry,
             budget: std::sync::Arc::new(
                 kafka_cloud_lag_exporter::providers::budget::Budget::unlimited(),
@@ -144,14 +146,14 @@ impl Harness {
             cloud: Cloud::Alibaba,
             region: REGION.into(),
             endpoint: self.sim.alibaba_endpoint(),
-            credentials: CredentialProvider::new(sources),
+            credentials: CredentialProvider::new(sources, self.client_clock.clone()),
             signature_version: version,
         };
         AlibabaProvider::new(spec, &deps)
     }
 
-    fn deadline(&self) -> SystemTime {
-        self.client_clock.now() + Duration::from_secs(60)
+    fn deadline(&self) -> Instant {
+        self.client_clock.instant() + Duration::from_secs(60)
     }
 
     fn now_ms(&self) -> i64 {
@@ -195,7 +197,7 @@ impl Harness {
                 .collect();
             GroupProgress {
                 topics,
-                state: Some(state),
+                state: Some(GroupState::parse(state)),
             }
         })
     }
@@ -237,7 +239,7 @@ fn spec(instances: usize, groups: usize) -> WorldSpec {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn progress_equals_the_world_for_every_group_with_signature_v2() {
     let h = start(settings(), &spec(2, 6)).await;
     let p = h.provider();
@@ -291,7 +293,7 @@ async fn progress_equals_the_world_for_every_group_with_signature_v2() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn progress_equals_the_world_with_signature_v3() {
     let h = start(settings(), &spec(1, 4)).await;
     let p = h.client(Client {
@@ -327,7 +329,7 @@ async fn progress_equals_the_world_with_signature_v3() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sts_tokens_are_sent_signed_and_required() {
     let h = start(settings(), &spec(1, 2)).await;
     let inst = instance(1);
@@ -409,7 +411,7 @@ fn signatures_in(log: &[LoggedRequest]) -> Vec<String> {
     out
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn wrong_secret_is_an_auth_error_and_no_error_shows_a_secret() {
     let h = start(settings(), &spec(1, 3)).await;
     let inst = instance(1);
@@ -473,7 +475,7 @@ async fn wrong_secret_is_an_auth_error_and_no_error_shows_a_secret() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_access_key_is_named_in_the_error() {
     let h = start(settings(), &spec(1, 1)).await;
     let p = h.client(Client {
@@ -495,11 +497,11 @@ async fn unknown_access_key_is_named_in_the_error() {
     assert_eq!(h.count("GetConsumerProgress", None), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn expired_timestamp_when_the_clocks_disagree() {
-    let client_clock = ManualClock::at_unix(T0);
-    let sim_clock = ManualClock::at_unix(T0 + 20 * 60);
-    let h = start_with_clocks(settings(), &spec(1, 1), sim_clock.clone(), client_clock).await;
+    let client_clock = Clock::virtual_at_unix(T0);
+    let sim_clock = Clock::virtual_at_unix(T0 + 20 * 60);
+    let h = start_with_clocks(settings(), &spec(1, 1), sim_clock, client_clock).await;
     let p = h.provider();
     let e = p
         .group_progress(&instance(1), &group_name(1), h.deadline())
@@ -512,15 +514,22 @@ async fn expired_timestamp_when_the_clocks_disagree() {
     assert_eq!(h.count("GetConsumerProgress", None), 1, "not retried");
 
     // Within the 15-minute window the same client is accepted.
-    sim_clock.set(SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + 14 * 60));
+    let near = start_with_clocks(
+        settings(),
+        &spec(1, 1),
+        Clock::virtual_at_unix(T0 + 14 * 60),
+        h.client_clock.clone(),
+    )
+    .await;
     assert!(
-        p.group_progress(&instance(1), &group_name(1), h.deadline())
+        near.provider()
+            .group_progress(&instance(1), &group_name(1), near.deadline())
             .await
             .is_ok()
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nonces_are_fresh_per_attempt_and_a_replay_is_refused() {
     let h = start(settings(), &spec(1, 3)).await;
     h.inject(FaultRule::times(Fault::Throttle, 2).action("GetConsumerProgress"));
@@ -576,7 +585,7 @@ async fn nonces_are_fresh_per_attempt_and_a_replay_is_refused() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn throttling_is_retried_and_every_attempt_counted() {
     let h = start(settings(), &spec(1, 2)).await;
     h.inject(FaultRule::times(Fault::Throttle, 2).action("GetConsumerProgress"));
@@ -602,7 +611,7 @@ async fn throttling_is_retried_and_every_attempt_counted() {
     assert_eq!(h.count("GetConsumerProgress", Some("ok")), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_rate_limit_answer_is_waited_out_as_the_retry_after_header_asks() {
     let h = start(
         SimSettings {
@@ -637,7 +646,7 @@ async fn the_rate_limit_answer_is_waited_out_as_the_retry_after_header_asks() {
     assert_eq!(h.observer.count("retry GetConsumerProgress"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_errors_and_bare_5xx_are_retried() {
     let h = start(settings(), &spec(1, 1)).await;
     let p = h.provider();
@@ -668,7 +677,7 @@ async fn server_errors_and_bare_5xx_are_retried() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn truncated_or_misshapen_json_is_a_retried_bad_response() {
     let h = start(settings(), &spec(1, 1)).await;
     let p = h.provider();
@@ -696,7 +705,7 @@ async fn truncated_or_misshapen_json_is_a_retried_bad_response() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hang_beyond_the_request_timeout_is_a_timeout() {
     let h = start(settings(), &spec(1, 1)).await;
     h.inject(FaultRule::random(Fault::Hang, 1.0).action("GetConsumerProgress"));
@@ -718,7 +727,7 @@ async fn a_hang_beyond_the_request_timeout_is_a_timeout() {
     assert_eq!(h.observer.count("error GetConsumerProgress timeout"), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn business_failures_with_http_200_are_errors() {
     let h = start(settings(), &spec(1, 1)).await;
     h.inject(FaultRule::times(Fault::ApiError("400".into()), 1));
@@ -735,7 +744,7 @@ async fn business_failures_with_http_200_are_errors() {
     assert_eq!(h.count("GetConsumerProgress", None), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn missing_groups_and_instances_are_not_found() {
     let h = start(settings(), &spec(1, 1)).await;
     let p = h.provider();
@@ -765,7 +774,7 @@ async fn missing_groups_and_instances_are_not_found() {
     assert_eq!(h.log().len(), 3, "not-found is not retried");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn quirks_mode_answers_parse_exactly_like_normal_ones() {
     let world_spec = WorldSpec {
         instances_per_cloud: 2,
@@ -859,7 +868,7 @@ async fn quirks_mode_answers_parse_exactly_like_normal_ones() {
     assert!(quirky.log().iter().all(|e| e.outcome == "ok"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_groups_pages_through_every_group() {
     let h = start(
         settings(),
@@ -892,13 +901,13 @@ async fn list_groups_pages_through_every_group() {
     assert_eq!(pages, expected);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_instances_keeps_running_instances_only() {
     let h = start(settings(), &spec(3, 1)).await;
     h.sim.state().world(|w| {
         w.instance_mut(Cloud::Alibaba, &instance_id(Cloud::Alibaba, 2))
             .unwrap()
-            .status = kafka_cloud_lag_exporter::sim::world::InstanceStatus::Stopped;
+            .status = kcle_sim::world::InstanceStatus::Stopped;
     });
     let p = h.provider();
     let found = p.list_instances(REGION, h.deadline()).await.unwrap();
@@ -926,7 +935,7 @@ async fn list_instances_keeps_running_instances_only() {
     assert_eq!(params["RegionId"], REGION);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn group_info_reports_state_and_members() {
     let h = start(settings(), &spec(1, 4)).await;
     let p = h.provider();
@@ -967,10 +976,7 @@ fn committed(h: &Harness, group: &str) -> Vec<(String, Vec<Option<i64>>)> {
     })
 }
 
-fn partitions_of(
-    h: &Harness,
-    topic: &str,
-) -> Vec<kafka_cloud_lag_exporter::sim::world::SimPartition> {
+fn partitions_of(h: &Harness, topic: &str) -> Vec<kcle_sim::world::SimPartition> {
     h.sim.state().world(|w| {
         w.instance(Cloud::Alibaba, &instance_id(Cloud::Alibaba, 1))
             .unwrap()
@@ -991,7 +997,7 @@ fn reset(scope: ResetScope, target: ResetTarget) -> ResetRequest {
     ResetRequest { scope, target }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reset_to_latest_for_all_topics_sends_an_empty_topic() {
     let h = start(settings(), &spec(1, 3)).await;
     let p = h.provider();
@@ -1040,7 +1046,7 @@ async fn reset_to_latest_for_all_topics_sends_an_empty_topic() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reset_to_earliest_for_one_topic_leaves_the_others() {
     let h = start(settings(), &spec(1, 3)).await;
     let (inst, group) = (instance(1), group_name(3));
@@ -1068,7 +1074,7 @@ async fn reset_to_earliest_for_one_topic_leaves_the_others() {
     assert_eq!(params["Time"], "-2");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reset_to_a_timestamp() {
     let h = start(settings(), &spec(1, 3)).await;
     let (inst, group) = (instance(1), group_name(3));
@@ -1097,7 +1103,7 @@ async fn reset_to_a_timestamp() {
     assert_eq!(last_update(&h).params["Time"], at.to_string());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reset_to_explicit_offsets_sends_one_compact_json_string() {
     let h = start(settings(), &spec(1, 3)).await;
     let (inst, group) = (instance(1), group_name(3));
@@ -1132,7 +1138,7 @@ async fn reset_to_explicit_offsets_sends_one_compact_json_string() {
     assert!(!params.contains_key("Time"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unsupported_resets_are_refused_without_a_request() {
     let h = start(settings(), &spec(1, 3)).await;
     let p = h.provider();
@@ -1167,7 +1173,7 @@ async fn unsupported_resets_are_refused_without_a_request() {
     assert!(h.observer.events().is_empty(), "nothing was sent");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reset_of_an_active_group_is_refused_and_changes_nothing() {
     let h = start(settings(), &spec(1, 1)).await;
     let (inst, group) = (instance(1), group_name(1));
@@ -1190,7 +1196,7 @@ async fn reset_of_an_active_group_is_refused_and_changes_nothing() {
     assert_eq!(last_update(&h).outcome, "400");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn resets_are_sent_once_even_when_retryable() {
     let h = start(settings(), &spec(1, 3)).await;
     h.inject(FaultRule::times(Fault::ServerError, 1).action("UpdateConsumerOffset"));
@@ -1209,7 +1215,7 @@ async fn resets_are_sent_once_even_when_retryable() {
     assert_eq!(h.observer.count("retry UpdateConsumerOffset"), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unreadable_credentials_send_nothing() {
     let h = start(settings(), &spec(1, 1)).await;
     let p = h.client_with_sources(
@@ -1238,9 +1244,9 @@ async fn unreadable_credentials_send_nothing() {
 /// that may serve traffic (also while upgrading, migrating, scaling or about to expire)
 /// are kept; those that cannot (creating, failed, stopped, expired, released, deleting)
 /// are not.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_instances_keeps_every_instance_that_serves_traffic() {
-    use kafka_cloud_lag_exporter::sim::world::InstanceStatus;
+    use kcle_sim::world::InstanceStatus;
     let h = start(settings(), &spec(11, 1)).await;
     let statuses = InstanceStatus::ALL;
     h.sim.state().world(|w| {
@@ -1275,7 +1281,7 @@ async fn list_instances_keeps_every_instance_that_serves_traffic() {
 /// The documented older `GetConsumerList` answer has no `Total` and lists every group on
 /// every page: with 150 groups the second page brings nothing new, and the listing must end
 /// with every group rather than be thrown away as a server that does not page.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_groups_of_a_legacy_answer_without_total_keeps_every_group() {
     let h = start(
         SimSettings {
@@ -1307,7 +1313,7 @@ async fn list_groups_of_a_legacy_answer_without_total_keeps_every_group() {
 
 /// A server whose page limit is the smallest plausible one still pages every group: the
 /// client never asks for more than it allows (a larger PageSize is refused, not capped).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_groups_stays_within_the_smallest_plausible_page_limit() {
     let h = start(
         SimSettings {
@@ -1330,7 +1336,7 @@ async fn list_groups_stays_within_the_smallest_plausible_page_limit() {
 
 /// The documented `GetConsumerProgress` answer (no `state`, no member fields) says
 /// nothing about membership: the state is unknown and the member count absent, never 0.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn group_info_of_the_documented_answer_leaves_membership_unknown() {
     let h = start(
         SimSettings {
@@ -1367,7 +1373,7 @@ async fn group_info_of_the_documented_answer_leaves_membership_unknown() {
 }
 
 /// Any `Throttling.*` code the gateway invents is throttling: retried, counted as such.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_throttling_code_is_retried() {
     let h = start(settings(), &spec(1, 1)).await;
     for code in [
@@ -1387,7 +1393,7 @@ async fn every_throttling_code_is_retried() {
 
 /// A key id or token with a byte an HTTP header cannot carry is a configuration error
 /// naming the account and the part at fault: nothing is sent and nothing is retried.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unsendable_credentials_are_a_configuration_error_never_retried() {
     let h = start(settings(), &spec(1, 1)).await;
     for (id, token, part) in [
@@ -1415,14 +1421,14 @@ async fn unsendable_credentials_are_a_configuration_error_never_retried() {
 
 /// The simulator serves the API at "/" only, as the cloud does: an endpoint with a path
 /// (which configuration validation refuses) reaches nothing.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_api_is_only_served_at_the_root_path() {
     let h = start(settings(), &spec(1, 1)).await;
     let deps = ProviderDeps {
         http: http::client(),
         clock: h.client_clock.clone(),
         observer: h.observer.clone(),
-        request_timeout: Duration::from_secs(10),
+        attempt_timeout: Duration::from_secs(10),
         retry: RetryPolicy::default(),
         budget: Arc::new(kafka_cloud_lag_exporter::providers::budget::Budget::unlimited()),
     };
@@ -1432,7 +1438,10 @@ async fn the_api_is_only_served_at_the_root_path() {
             cloud: Cloud::Alibaba,
             region: REGION.into(),
             endpoint: format!("{}/proxy", h.sim.alibaba_endpoint()),
-            credentials: CredentialProvider::new(CredentialSources::inline(KEY_ID, SECRET, None)),
+            credentials: CredentialProvider::new(
+                CredentialSources::inline(KEY_ID, SECRET, None),
+                h.client_clock.clone(),
+            ),
             signature_version: version,
         };
         let e = AlibabaProvider::new(spec, &deps)

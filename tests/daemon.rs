@@ -1,28 +1,27 @@
-//! The daemon as a process: it polls on its own timer, serves `/metrics`, reloads its
-//! configuration on SIGHUP and `POST /-/reload` (keeping the old one when the new one is
-//! bad), and exits 0 on SIGTERM. Waits are on the daemon's own log lines, not on timers;
-//! the timeouts below only keep a broken build from hanging the test run.
+//! The daemon as a process, for what only a process shows: real signals (SIGHUP reloads,
+//! SIGTERM exits 0), `POST /-/reload`, and serving `/metrics` after its first round. The
+//! poll interval is an hour, so nothing here waits on a timer: waits are on the daemon's
+//! own log lines, and the guard below only keeps a broken build from hanging the run. The
+//! daemon's loop itself (rounds, skips, discovery, staleness, grace) is tested on virtual
+//! time in `tests/daemon_loop.rs`.
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use kafka_cloud_lag_exporter::clock::SystemClock;
-use kafka_cloud_lag_exporter::demo::start_environment;
-use kafka_cloud_lag_exporter::sim::SimSettings;
-use kafka_cloud_lag_exporter::sim::world::WorldSpec;
+use kcle_clock::Clock;
+use kcle_sim::SimSettings;
+use kcle_sim::world::WorldSpec;
+use support::start_environment;
 
 const GUARD: Duration = Duration::from_secs(60);
 
-fn config_yaml(
-    env: &kafka_cloud_lag_exporter::demo::SimEnvironment,
-    dir: &Path,
-    groups: &[&str],
-) -> String {
-    let mut yaml = String::from("poll_interval: 1s\nrequest_timeout: 800ms\naccounts:\n");
+fn config_yaml(env: &support::SimEnvironment, dir: &Path, groups: &[&str]) -> String {
+    let mut yaml = String::from("poll_interval: 1h\naccounts:\n");
     for a in &env.config.accounts {
         let key = &env.credentials[&a.name];
         let (id, secret) = match (&key.id, &key.secret) {
@@ -94,15 +93,14 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_polls_reloads_and_stops_cleanly() {
+    // The process signs with the real time, so the simulator runs on it too.
     let env = start_environment(
         &WorldSpec::default(),
         SimSettings::default(),
-        Arc::new(SystemClock),
-        Duration::from_secs(1),
-        None,
+        Clock::system(),
+        Duration::from_secs(3600),
     )
-    .await
-    .unwrap();
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(

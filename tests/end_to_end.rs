@@ -6,11 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use kafka_cloud_lag_exporter::clock::{Clock, unix_millis};
 use kafka_cloud_lag_exporter::model::Cloud;
-use kafka_cloud_lag_exporter::sim::SimSettings;
-use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
-use kafka_cloud_lag_exporter::sim::world::{WorldSpec, group_name};
+use kcle_clock::unix_millis;
+use kcle_sim::SimSettings;
+use kcle_sim::faults::{Fault, FaultRule};
+use kcle_sim::world::{WorldSpec, group_name};
 use support::{Harness, get, named, parse};
 
 fn spec() -> WorldSpec {
@@ -88,18 +88,18 @@ fn assert_matches_world(h: &Harness) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exported_values_equal_the_simulators_for_both_clouds() {
     let h = Harness::new(spec(), SimSettings::default()).await;
-    let report = h.exporter.scheduler.poll_all_once().await;
+    let report = h.exporter.scheduler.run_once().await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.succeeded, 16);
     assert_matches_world(&h);
 
     // Offsets move with time: after 30 s the stopped groups lag more and every group is
     // polled again at the new time.
-    h.clock.advance(Duration::from_secs(30));
-    let report = h.exporter.scheduler.poll_all_once().await;
+    support::advance(Duration::from_secs(30)).await;
+    let report = h.exporter.scheduler.run_once().await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_matches_world(&h);
     let samples = parse(&h.text());
@@ -111,7 +111,7 @@ async fn exported_values_equal_the_simulators_for_both_clouds() {
     assert!(!lagging_tencent.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn golden_exposition() {
     let h = Harness::new(
         WorldSpec {
@@ -123,17 +123,11 @@ async fn golden_exposition() {
         SimSettings::default(),
     )
     .await;
-    // Every request sees the same instant, so values depend only on the seed.
-    h.clock.freeze(true);
-    let report = h.exporter.scheduler.poll_all_once().await;
+    // Virtual time and seeded jitter: every value, durations included, is determined by
+    // the seed and the clock, so the whole exposition is compared.
+    let report = h.exporter.scheduler.run_once().await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    // Durations are real time; everything else is determined by the seed and the clock.
-    let text: String = h
-        .text()
-        .lines()
-        .filter(|l| !l.contains("poll_duration_seconds"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let text = h.text();
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/metrics/expected.prom"
@@ -156,7 +150,7 @@ async fn golden_exposition() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn one_failing_group_leaves_the_others_untouched() {
     let h = Harness::new(spec(), SimSettings::default()).await;
     let bad = group_name(2);
@@ -166,7 +160,7 @@ async fn one_failing_group_leaves_the_others_untouched() {
             .cloud(Cloud::Tencent)
             .group(&bad),
     );
-    let report = h.exporter.scheduler.poll_all_once().await;
+    let report = h.exporter.scheduler.run_once().await;
     // The group exists on both Tencent instances; InvalidParameter is not retried.
     assert_eq!(report.failed.len(), 2, "{:?}", report.failed);
     let samples = parse(&h.text());
@@ -206,7 +200,7 @@ async fn one_failing_group_leaves_the_others_untouched() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn transient_faults_are_retried_and_counted() {
     let h = Harness::new(spec(), SimSettings::default()).await;
     let state = h.env.sim.state();
@@ -226,7 +220,7 @@ async fn transient_faults_are_retried_and_counted() {
             .group(&group_name(3)),
     );
     let start = h.clock.now();
-    let report = h.exporter.scheduler.poll_all_once().await;
+    let report = h.exporter.scheduler.run_once().await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let samples = parse(&h.text());
     let count = |name: &str, labels: &[(&str, &str)]| get(&samples, name, labels).unwrap_or(0.0);
@@ -267,14 +261,14 @@ async fn transient_faults_are_retried_and_counted() {
     assert!(unix_millis(h.clock.now()) - unix_millis(start) < 30_000);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn http_endpoints() {
     let h = Harness::new(spec(), SimSettings::default()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = h.exporter.server_state("/metrics");
+    let state = h.exporter.server_state("/metrics", None);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(kafka_cloud_lag_exporter::server::serve(
+    let server = tokio::spawn(kafka_cloud_lag_exporter::web::serve(
         listener, state, stopped,
     ));
     kafka_cloud_lag_exporter::providers::http::install_crypto_provider();
@@ -283,7 +277,7 @@ async fn http_endpoints() {
 
     let r = get("/readyz").await.unwrap();
     assert_eq!(r.status(), 503, "not ready before the first round");
-    h.exporter.scheduler.poll_all_once().await;
+    h.exporter.scheduler.run_once().await;
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     assert_eq!(get("/nope").await.unwrap().status(), 404);
@@ -329,7 +323,7 @@ async fn http_endpoints() {
 /// exposition (both clouds, listed and discovered groups, two rounds so that time lag and
 /// discovery show) is documented with its type and label set, and every documented
 /// metric is rendered. A new instrument without a line in the docs fails here.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn docs_describe_exactly_what_the_exporter_renders() {
     use kafka_cloud_lag_exporter::config::{InstanceDiscovery, NameFilter};
     use std::collections::{BTreeMap, BTreeSet};
@@ -350,11 +344,10 @@ async fn docs_describe_exactly_what_the_exporter_renders() {
     })
     .await;
     for _ in 0..2 {
-        let report = h.exporter.scheduler.poll_all_once().await;
+        let report = h.exporter.scheduler.run_once().await;
         assert!(report.failed.is_empty(), "{:?}", report.failed);
-        h.clock.advance(Duration::from_secs(30));
+        support::advance(Duration::from_secs(30)).await;
     }
-    h.exporter.scheduler.check_round_budget_now();
     let text = h.text();
 
     // What is rendered: family -> (type, label names); histogram series fold into theirs.

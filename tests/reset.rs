@@ -1,7 +1,7 @@
 //! `reset-offsets` against the simulator: every target on both clouds, dry runs that
 //! write nothing, each refusal, cloud failures during execute, the exact request
-//! parameters, and the binary's exit statuses. Library runs use a `ManualClock`;
-//! nothing sleeps.
+//! parameters, and the binary's exit statuses. Library runs use virtual time; nothing
+//! sleeps.
 
 mod support;
 
@@ -10,17 +10,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_cloud_lag_exporter::app::CredentialResolver;
 use kafka_cloud_lag_exporter::cli::ResetArgs;
-use kafka_cloud_lag_exporter::clock::{Clock, ManualClock, SharedClock, SystemClock, unix_millis};
+use kafka_cloud_lag_exporter::commands::demo::account_name;
+use kafka_cloud_lag_exporter::commands::reset;
 use kafka_cloud_lag_exporter::config::{Account, Config, InstanceDiscovery};
 use kafka_cloud_lag_exporter::credentials::{CredentialSources, Source};
-use kafka_cloud_lag_exporter::demo::{SimEnvironment, account_name, start_environment};
+use kafka_cloud_lag_exporter::exporter::Runtime;
 use kafka_cloud_lag_exporter::model::Cloud;
-use kafka_cloud_lag_exporter::reset;
-use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
-use kafka_cloud_lag_exporter::sim::world::{SimPartition, WorldSpec, group_name, instance_id};
-use kafka_cloud_lag_exporter::sim::{LoggedRequest, SimSettings, is_write_action};
+use kcle_clock::{Clock, unix_millis};
+use kcle_sim::faults::{Fault, FaultRule};
+use kcle_sim::world::{SimPartition, WorldSpec, group_name, instance_id};
+use kcle_sim::{LoggedRequest, SimSettings, is_write_action};
+use support::{SimEnvironment, start_environment};
 
 const CLOUDS: [Cloud; 2] = [Cloud::Alibaba, Cloud::Tencent];
 /// Group 3 of the generated world has no members: the one to reset. Its topics are 5
@@ -36,7 +37,7 @@ type Edit = dyn Fn(&mut ResetArgs);
 type Offsets = BTreeMap<(String, i32), (Option<i64>, i64)>;
 
 struct Env {
-    clock: Arc<ManualClock>,
+    clock: Clock,
     env: SimEnvironment,
 }
 
@@ -54,8 +55,7 @@ impl Env {
     }
 
     async fn with_settings(settings: SimSettings) -> Env {
-        let clock = ManualClock::at_unix(support::T0_SECS);
-        let shared: SharedClock = clock.clone();
+        let clock = Clock::virtual_at_unix(support::T0_SECS);
         let settings = SimSettings {
             record_raw: true,
             ..settings
@@ -63,14 +63,12 @@ impl Env {
         let env = start_environment(
             &WorldSpec::default(),
             settings,
-            shared,
+            clock.clone(),
             Duration::from_secs(30),
-            None,
         )
-        .await
-        .expect("simulator starts");
+        .await;
         // Ten minutes of production, so that the log ends have moved since the anchor.
-        clock.advance(Duration::from_secs(600));
+        support::advance(Duration::from_secs(600)).await;
         Env { clock, env }
     }
 
@@ -94,10 +92,14 @@ impl Env {
     }
 
     async fn run(&self, args: &ResetArgs) -> Run {
-        self.run_with(args, &self.env.resolver()).await
+        self.run_with(args, self.env.resolver()).await
     }
 
-    async fn run_with(&self, args: &ResetArgs, resolver: &CredentialResolver) -> Run {
+    async fn run_with(
+        &self,
+        args: &ResetArgs,
+        resolver: impl Fn(&Account) -> CredentialSources + Send + Sync + 'static,
+    ) -> Run {
         self.run_in(&self.env.config, args, resolver).await
     }
 
@@ -105,18 +107,15 @@ impl Env {
         &self,
         config: &Config,
         args: &ResetArgs,
-        resolver: &CredentialResolver,
+        resolver: impl Fn(&Account) -> CredentialSources + Send + Sync + 'static,
     ) -> Run {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = reset::run(
-            args,
-            config,
-            self.clock.clone(),
-            resolver,
-            &mut out,
-            &mut err,
-        )
-        .await;
+        let runtime = Runtime {
+            clock: self.clock.clone(),
+            credentials: Arc::new(resolver),
+            http: kafka_cloud_lag_exporter::providers::http::client(),
+        };
+        let code = reset::run(args, config, &runtime, &mut out, &mut err).await;
         Run {
             code,
             out: String::from_utf8(out).unwrap(),
@@ -239,7 +238,7 @@ fn assert_refused(run: &Run, fragment: &str) {
 
 // ---- dry runs --------------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dry_runs_print_the_plan_and_make_no_write_call() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -294,7 +293,7 @@ async fn dry_runs_print_the_plan_and_make_no_write_call() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_dry_run_shows_each_target_as_an_offset_where_it_is_known() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -351,7 +350,7 @@ async fn a_dry_run_shows_each_target_as_an_offset_where_it_is_known() {
 
 // ---- every target, executed --------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn to_latest_moves_every_topic_to_its_log_end() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -398,7 +397,7 @@ async fn to_latest_moves_every_topic_to_its_log_end() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn to_earliest_moves_one_topic_to_the_earliest_retained_offset() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -440,7 +439,7 @@ async fn to_earliest_moves_one_topic_to_the_earliest_retained_offset() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn to_a_time_moves_to_the_first_offset_produced_since() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -487,7 +486,7 @@ async fn to_a_time_moves_to_the_first_offset_produced_since() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn to_offsets_sets_exactly_the_partitions_given() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -570,7 +569,7 @@ async fn to_offsets_sets_exactly_the_partitions_given() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shift_by_moves_tencent_partitions_relative_to_their_offsets() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -609,7 +608,7 @@ async fn shift_by_moves_tencent_partitions_relative_to_their_offsets() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_audit_line_names_who_what_where_when_and_the_plan() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -645,7 +644,7 @@ async fn the_audit_line_names_who_what_where_when_and_the_plan() {
 
 // ---- refusals --------------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refusals_exit_2_with_a_message_and_write_nothing() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -767,7 +766,7 @@ async fn refusals_exit_2_with_a_message_and_write_nothing() {
     assert_eq!(before, after);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refusals_of_the_command_line_and_config_send_no_request_at_all() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -787,7 +786,7 @@ async fn refusals_of_the_command_line_and_config_send_no_request_at_all() {
     assert_eq!(e.requests(), Vec::new());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_active_group_is_refused_as_kafka_does() {
     let e = Env::new().await;
     for cloud in CLOUDS {
@@ -814,7 +813,7 @@ async fn an_active_group_is_refused_as_kafka_does() {
     assert_eq!(e.writes(), Vec::new());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_instance_found_by_discovery_can_be_reset() {
     let e = Env::new().await;
     let mut config = e.env.config.clone();
@@ -822,21 +821,20 @@ async fn an_instance_found_by_discovery_can_be_reset() {
         account.instances.clear();
         account.discover_instances = Some(InstanceDiscovery::default());
     }
-    let resolver = e.env.resolver();
     for cloud in CLOUDS {
         let args = e.args(cloud, &group_name(STOPPED), |a| a.to_latest = true);
-        let run = e.run_in(&config, &args, &resolver).await;
+        let run = e.run_in(&config, &args, e.env.resolver()).await;
         assert_ok(&run);
         assert!(run.out.starts_with("TOPIC "), "{}", run.out);
         let mut args = args;
         args.instance = format!("{}-gone", instance_id(cloud, 1));
-        let run = e.run_in(&config, &args, &resolver).await;
+        let run = e.run_in(&config, &args, e.env.resolver()).await;
         assert_refused(&run, "was not found among the running instances of account");
     }
     assert_eq!(e.writes(), Vec::new());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn missing_credentials_are_refused_naming_the_source() {
     let e = Env::new().await;
     let missing = |_: &Account| CredentialSources {
@@ -848,7 +846,7 @@ async fn missing_credentials_are_refused_naming_the_source() {
         a.to_latest = true;
         a.execute = true;
     });
-    let run = e.run_with(&args, &missing).await;
+    let run = e.run_with(&args, missing).await;
     assert_refused(&run, "account sim-tencent: ");
     assert!(
         run.err.contains("/nonexistent/kcle-reset-id"),
@@ -874,7 +872,7 @@ fn assert_failed(run: &Run, fragments: &[&str]) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_cloud_error_during_execute_is_status_1_and_says_what_was_not_applied() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -907,7 +905,7 @@ async fn a_cloud_error_during_execute_is_status_1_and_says_what_was_not_applied(
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn business_failures_answered_with_http_200_are_failures() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -941,7 +939,7 @@ async fn business_failures_answered_with_http_200_are_failures() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_write_that_landed_but_was_reported_failed_is_still_status_1() {
     let e = Env::new().await;
     let g = group_name(STOPPED);
@@ -959,7 +957,7 @@ async fn a_write_that_landed_but_was_reported_failed_is_still_status_1() {
     assert_eq!(e.writes().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_read_before_the_write_is_status_1_and_writes_nothing() {
     let e = Env::new().await;
     e.inject(
@@ -1032,16 +1030,13 @@ async fn binary(args: Vec<String>) -> std::process::Output {
 // The binary runs on the real clock, so the simulator does too (it checks request times).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_dry_runs_executes_and_exits_with_the_documented_statuses() {
-    let clock: SharedClock = Arc::new(SystemClock);
     let env = start_environment(
         &WorldSpec::default(),
         SimSettings::default(),
-        clock,
+        Clock::system(),
         Duration::from_secs(30),
-        None,
     )
-    .await
-    .unwrap();
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &env);
     let g = group_name(STOPPED);
@@ -1153,7 +1148,7 @@ async fn the_binary_dry_runs_executes_and_exits_with_the_documented_statuses() {
 /// Alibaba's documented `GetConsumerProgress` answer has neither `state` nor member fields:
 /// whether the group is live cannot be known, so the reset is refused (status 2, nothing
 /// written) unless the operator says so with `--assume-inactive`, which the audit records.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn alibaba_reset_is_refused_when_the_answer_cannot_tell_membership() {
     let e = Env::with_settings(SimSettings {
         alibaba_legacy_answers: true,
@@ -1187,7 +1182,7 @@ async fn alibaba_reset_is_refused_when_the_answer_cannot_tell_membership() {
 
 /// The flag never overrides what the cloud does report: a group it reports as active stays
 /// refused.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn assume_inactive_does_not_override_a_reported_active_group() {
     let e = Env::new().await;
     for cloud in CLOUDS {
@@ -1204,7 +1199,7 @@ async fn assume_inactive_does_not_override_a_reported_active_group() {
 
 /// A write whose answer shows no failure but confirms nothing either (no `Success: true`,
 /// no `Code` 200) is a failure with the RequestId, not a success.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unconfirmed_alibaba_write_is_a_failure() {
     let e = Env::new().await;
     e.inject(FaultRule {

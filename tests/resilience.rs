@@ -10,13 +10,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_cloud_lag_exporter::clock::{Clock, unix_millis};
 use kafka_cloud_lag_exporter::config::{InstanceDiscovery, NameFilter, Pattern};
 use kafka_cloud_lag_exporter::model::Cloud;
-use kafka_cloud_lag_exporter::providers::poll_action;
-use kafka_cloud_lag_exporter::sim::SimSettings;
-use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
-use kafka_cloud_lag_exporter::sim::world::{WorldSpec, group_name, instance_id, topic_name};
+use kcle_clock::unix_millis;
+use kcle_sim::SimSettings;
+use kcle_sim::faults::{Fault, FaultRule};
+use kcle_sim::world::{WorldSpec, group_name, instance_id, topic_name};
 use support::{Harness, Samples, get, named, parse};
 
 fn spec() -> WorldSpec {
@@ -55,7 +54,7 @@ fn counter(samples: &Samples, name: &str, cloud: Cloud, action: &str, kind: Opti
 
 /// Each kind of fault, for one group on each cloud: that group fails, every other group
 /// keeps exact values, and the exporter's counters equal what the simulator answered.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_fault_kind_fails_only_its_group_and_counters_match() {
     let auth_code = |cloud: Cloud| match cloud {
         Cloud::Alibaba => "InvalidAccessKeyId.NotFound",
@@ -91,7 +90,7 @@ async fn every_fault_kind_fails_only_its_group_and_counters_match() {
             c.request_timeout = Some(Duration::from_millis(300));
             for a in &mut c.accounts {
                 a.api_rate_limits
-                    .insert(poll_action(a.cloud).into(), 1000.0);
+                    .insert(poll_action_of(a.cloud).into(), 1000.0);
             }
         })
         .await;
@@ -103,7 +102,7 @@ async fn every_fault_kind_fails_only_its_group_and_counters_match() {
                     .group(&failing),
             );
         }
-        let report = h.exporter.scheduler.poll_all_once().await;
+        let report = h.exporter.scheduler.run_once().await;
         assert_eq!(report.failed.len(), 2, "{name}: {:?}", report.failed);
         let samples = parse(&h.text());
         for cloud in [Cloud::Alibaba, Cloud::Tencent] {
@@ -121,7 +120,7 @@ async fn every_fault_kind_fails_only_its_group_and_counters_match() {
                     h.assert_group_matches(&samples, cloud, &inst, &group);
                 }
             }
-            let action = poll_action(cloud);
+            let action = poll_action_of(cloud);
             let sent = state.count(cloud, action, None) as f64;
             let failed = sent - state.count(cloud, action, Some("ok")) as f64;
             let requests = counter(
@@ -188,10 +187,10 @@ async fn every_fault_kind_fails_only_its_group_and_counters_match() {
 
 /// A group whose polls fail keeps its last values for `stale_after` (with `group_up` 0
 /// and a frozen last-success time); after that its lag series disappear.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failing_group_keeps_values_until_stale_after_then_loses_them() {
     let h = Harness::new(spec(), SimSettings::default()).await;
-    h.exporter.scheduler.poll_all_once().await;
+    h.exporter.scheduler.run_once().await;
     let inst = instance_id(Cloud::Tencent, 1);
     let group = group_name(1);
     let before = parse(&h.text());
@@ -218,10 +217,11 @@ async fn failing_group_keeps_values_until_stale_after_then_loses_them() {
             .cloud(Cloud::Tencent)
             .group(&group),
     );
-    h.clock.advance(Duration::from_secs(30));
-    h.exporter.scheduler.poll_all_once().await;
+    support::advance(Duration::from_secs(30)).await;
+    h.exporter.scheduler.run_once().await;
     for (at, present) in [(60, true), (90, true), (91, false), (600, false)] {
-        h.clock.set(t0 + Duration::from_secs(at));
+        let to = t0 + Duration::from_secs(at);
+        support::advance(to.duration_since(h.clock.now()).unwrap()).await;
         let s = parse(&h.text());
         assert_eq!(
             get(&s, "kafka_cloud_lag_exporter_group_up", &g),
@@ -254,18 +254,18 @@ async fn failing_group_keeps_values_until_stale_after_then_loses_them() {
 
 /// Groups deleted mid-run are dropped (and come back when they reappear); partitions
 /// added appear; topics that vanish from a successful answer vanish at once.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn groups_topics_and_partitions_follow_the_cloud() {
     let h = Harness::new(spec(), SimSettings::default()).await;
     let state = h.env.sim.state().clone();
     let inst = instance_id(Cloud::Tencent, 1);
-    h.exporter.scheduler.poll_all_once().await;
+    h.exporter.scheduler.run_once().await;
 
     let gone = group_name(2);
     state
         .world(|w| w.delete_group(Cloud::Tencent, &inst, &gone))
         .unwrap();
-    let report = h.exporter.scheduler.poll_all_once().await;
+    let report = h.exporter.scheduler.run_once().await;
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].1.kind.as_str(), "not_found");
     let s = parse(&h.text());
@@ -287,7 +287,7 @@ async fn groups_topics_and_partitions_follow_the_cloud() {
     state
         .world(|w| w.add_group(Cloud::Tencent, &inst, &gone, &[&topic_name(1)], 0, now))
         .unwrap();
-    h.exporter.scheduler.poll_all_once().await;
+    h.exporter.scheduler.run_once().await;
     let s = parse(&h.text());
     assert_eq!(get(&s, "kafka_cloud_lag_exporter_group_up", &g), Some(1.0));
     h.assert_group_matches(&s, Cloud::Tencent, &inst, &gone);
@@ -302,7 +302,7 @@ async fn groups_topics_and_partitions_follow_the_cloud() {
     state
         .world(|w| w.delete_topic(Cloud::Tencent, &inst, &t2))
         .unwrap();
-    h.exporter.scheduler.poll_all_once().await;
+    h.exporter.scheduler.run_once().await;
     let s = parse(&h.text());
     let g1 = group_name(1);
     for p in ["3", "4"] {
@@ -344,7 +344,7 @@ fn patterns(p: &[&str]) -> Vec<Pattern> {
 
 /// Instances and groups are discovered with filters, refreshed without a restart, and a
 /// failed listing keeps the groups of the last successful one.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn discovery_finds_filters_refreshes_and_survives_errors() {
     let spec = WorldSpec {
         instances_per_cloud: 2,
@@ -380,7 +380,7 @@ async fn discovery_finds_filters_refreshes_and_survives_errors() {
         instance_id(Cloud::Tencent, 2),
     );
     let ali1 = instance_id(Cloud::Alibaba, 1);
-    let report = h.exporter.scheduler.poll_all_once().await;
+    let report = h.exporter.scheduler.run_once().await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let ups = |s: &Samples, cloud: &str, inst: &str| -> Vec<String> {
         named(s, "kafka_cloud_lag_exporter_group_up")
@@ -430,10 +430,10 @@ async fn discovery_finds_filters_refreshes_and_survives_errors() {
         w.instances
             .get_mut(&(Cloud::Tencent, tc2.clone()))
             .unwrap()
-            .status = kafka_cloud_lag_exporter::sim::world::InstanceStatus::Stopped;
+            .status = kcle_sim::world::InstanceStatus::Stopped;
     });
-    h.clock.advance(Duration::from_secs(300));
-    let report = h.exporter.scheduler.poll_all_once().await;
+    support::advance(Duration::from_secs(300)).await;
+    let report = h.exporter.scheduler.run_once().await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let s = parse(&h.text());
     assert_eq!(
@@ -452,8 +452,8 @@ async fn discovery_finds_filters_refreshes_and_survives_errors() {
             FaultRule::random(Fault::ApiError("InvalidParameter".into()), 1.0).action(action),
         );
     }
-    h.clock.advance(Duration::from_secs(300));
-    let report = h.exporter.scheduler.poll_all_once().await;
+    support::advance(Duration::from_secs(300)).await;
+    let report = h.exporter.scheduler.run_once().await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let s2 = parse(&h.text());
     assert_eq!(
@@ -484,7 +484,7 @@ async fn discovery_finds_filters_refreshes_and_survives_errors() {
 
 /// An account may cover several regions: discovery finds instances in each, and each is
 /// polled through its own region.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn discovery_covers_several_regions() {
     let spec = WorldSpec {
         instances_per_cloud: 2,
@@ -509,7 +509,7 @@ async fn discovery_covers_several_regions() {
             .unwrap()
             .region = "ap-shanghai".into();
     });
-    let report = h.exporter.scheduler.poll_all_once().await;
+    let report = h.exporter.scheduler.run_once().await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let s = parse(&h.text());
     for (inst, region) in [
@@ -533,7 +533,7 @@ async fn discovery_covers_several_regions() {
 
 /// When the cloud's limit is far below the configured budget, the exporter lowers its rate
 /// towards it: later rounds get every group through and are throttled less.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn throttling_lowers_the_budget_towards_an_unknown_limit() {
     let spec = WorldSpec {
         groups_per_instance: 60,
@@ -561,7 +561,7 @@ async fn throttling_lowers_the_budget_towards_an_unknown_limit() {
         |outcome: Option<&str>| state.count(Cloud::Tencent, "DescribeGroupOffsets", outcome);
     // While the budget comes down from 8× the limit, a poll may be throttled on every
     // attempt until its deadline; it is polled again next round.
-    let report = h.exporter.scheduler.poll_all_once().await;
+    let report = h.exporter.scheduler.run_once().await;
     assert!(
         report.failed.len() <= 6,
         "at most a tenth: {}",
@@ -574,8 +574,8 @@ async fn throttling_lowers_the_budget_towards_an_unknown_limit() {
     );
     // Once found, the limit is kept: later rounds are rarely throttled.
     for _ in 0..3 {
-        h.clock.advance(Duration::from_secs(30));
-        let report = h.exporter.scheduler.poll_all_once().await;
+        support::advance(Duration::from_secs(30)).await;
+        let report = h.exporter.scheduler.run_once().await;
         assert!(report.failed.is_empty(), "{:?}", report.failed);
     }
     let later_sent = count(None) - sent;
@@ -609,7 +609,7 @@ async fn throttling_lowers_the_budget_towards_an_unknown_limit() {
 
 /// A round that cannot fit its interval under the budget is reported by a metric and a
 /// warning saying which interval would fit.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_round_that_cannot_fit_is_reported_with_the_interval_that_would() {
     let spec = WorldSpec {
         groups_per_instance: 100,
@@ -628,7 +628,9 @@ async fn a_round_that_cannot_fit_is_reported_with_the_interval_that_would() {
     .await;
     let logs = capture_logs();
     let _guard = tracing::subscriber::set_default(logs.subscriber());
-    h.exporter.scheduler.check_round_budget_now();
+    // The round engine checks the fit when a round starts, in `once` as in the daemon.
+    let report = h.round().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
     let s = parse(&h.text());
     let need = |cloud: &str, account: &str| {
         get(
@@ -658,7 +660,7 @@ async fn a_round_that_cannot_fit_is_reported_with_the_interval_that_would() {
 
 /// Identical failures are logged once and then summarised, with the cloud's code and
 /// RequestId, and never a secret.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failure_logs_are_summarised_and_carry_no_secret() {
     let h = Harness::new(
         WorldSpec {
@@ -676,9 +678,9 @@ async fn failure_logs_are_summarised_and_carry_no_secret() {
         FaultRule::random(Fault::ApiError("AuthFailure.SecretIdNotFound".into()), 1.0)
             .cloud(Cloud::Tencent),
     );
-    h.exporter.scheduler.poll_all_once().await;
-    h.clock.advance(Duration::from_secs(61));
-    h.exporter.scheduler.poll_all_once().await;
+    h.exporter.scheduler.run_once().await;
+    support::advance(Duration::from_secs(61)).await;
+    h.exporter.scheduler.run_once().await;
     let text = logs.text();
     let failed_lines: Vec<&str> = text.lines().filter(|l| l.contains("poll failed")).collect();
     assert_eq!(failed_lines.len(), 2, "one per summary window: {text}");
@@ -741,4 +743,8 @@ impl Write for LogWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+fn poll_action_of(cloud: Cloud) -> &'static str {
+    kafka_cloud_lag_exporter::providers::profile(cloud).poll_action
 }

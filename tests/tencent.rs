@@ -2,11 +2,12 @@
 //! exactly, paging, signing and credentials, retries and their counting, timeouts, and
 //! every kind of offset reset. Time is a `ManualClock`; nothing sleeps.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use kafka_cloud_lag_exporter::clock::{Clock, ManualClock, SharedClock, unix_millis};
 use kafka_cloud_lag_exporter::config::SignatureVersion;
 use kafka_cloud_lag_exporter::credentials::{CredentialProvider, CredentialSources};
 use kafka_cloud_lag_exporter::model::{
@@ -16,24 +17,23 @@ use kafka_cloud_lag_exporter::model::{
 use kafka_cloud_lag_exporter::providers::call::RetryPolicy;
 use kafka_cloud_lag_exporter::providers::tencent::TencentProvider;
 use kafka_cloud_lag_exporter::providers::{
-    AccountSpec, ErrorKind, Provider, ProviderDeps, ProviderError, http,
+    AccountSpec, ErrorKind, OffsetWriter, Provider, ProviderDeps, ProviderError, http,
 };
-use kafka_cloud_lag_exporter::sim::faults::{Fault, FaultRule};
-use kafka_cloud_lag_exporter::sim::world::{World, WorldSpec, group_name, instance_id};
-use kafka_cloud_lag_exporter::sim::{
-    LoggedRequest, SimKey, SimSettings, Simulator, is_write_action,
-};
+use kcle_clock::{Clock, Instant, unix_millis};
+use kcle_sim::faults::{Fault, FaultRule};
+use kcle_sim::world::{World, WorldSpec, group_name, instance_id};
+use kcle_sim::{LoggedRequest, SimKey, SimSettings, Simulator, is_write_action};
 
 const START_S: u64 = 1_700_000_000;
 const REGION: &str = "ap-guangzhou";
 const SECRET_ID: &str = "AKIDSimulatorSecretId";
 const SECRET: &str = "sim-tencent-secret";
 
-type Counting = kafka_cloud_lag_exporter::providers::RecordingObserver;
+type Counting = support::RecordingObserver;
 
 /// How the client is built.
 struct Client {
-    clock: Option<Arc<ManualClock>>,
+    clock: Option<Clock>,
     id: String,
     secret: String,
     token: Option<String>,
@@ -56,19 +56,19 @@ impl Default for Client {
 
 struct Harness {
     sim: Simulator,
-    clock: Arc<ManualClock>,
+    clock: Clock,
     provider: TencentProvider,
     observer: Arc<Counting>,
 }
 
 impl Harness {
     async fn start(settings: SimSettings, spec: WorldSpec, client: Client) -> Harness {
-        let clock = ManualClock::at_unix(START_S);
+        let clock = Clock::virtual_at_unix(START_S);
         let world = World::generate(&spec, START_S as i64 * 1000);
-        let shared: SharedClock = clock.clone();
+        let shared: Clock = clock.clone();
         let sim = Simulator::start(settings, world, shared).await.unwrap();
         let observer = Arc::new(Counting::default());
-        let client_clock: SharedClock = client.clock.clone().unwrap_or_else(|| clock.clone());
+        let client_clock: Clock = client.clock.clone().unwrap_or_else(|| clock.clone());
         let provider = provider_for(
             sim.tencent_endpoint(),
             client_clock,
@@ -87,8 +87,8 @@ impl Harness {
         Harness::start(raw_settings(), WorldSpec::default(), Client::default()).await
     }
 
-    fn deadline(&self) -> SystemTime {
-        self.clock.now() + Duration::from_secs(60)
+    fn deadline(&self) -> Instant {
+        self.clock.instant() + Duration::from_secs(60)
     }
 
     fn now_ms(&self) -> i64 {
@@ -183,7 +183,7 @@ fn assert_no_secrets(e: &ProviderError, secrets: &[&str]) {
 
 // ---- progress ---------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn progress_equals_the_world_for_every_group() {
     let spec = WorldSpec {
         instances_per_cloud: 2,
@@ -224,7 +224,7 @@ async fn progress_equals_the_world_for_every_group() {
     assert_eq!(h.observer.count_prefix("error"), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn paging_reads_every_topic_exactly_once() {
     let spec = WorldSpec {
         groups_per_instance: 1,
@@ -271,7 +271,7 @@ async fn paging_reads_every_topic_exactly_once() {
     assert!(raw.header("x-tc-token").is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_groups_and_instances_are_not_found() {
     let h = Harness::default().await;
     let e = h
@@ -298,7 +298,7 @@ async fn unknown_groups_and_instances_are_not_found() {
 
 // ---- credentials and signing ------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_session_token_is_required_sent_and_accepted() {
     let settings = SimSettings {
         tencent_keys: vec![SimKey {
@@ -353,7 +353,7 @@ async fn a_session_token_is_required_sent_and_accepted() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_wrong_secret_is_an_auth_error_that_leaks_nothing() {
     let h = Harness::start(
         raw_settings(),
@@ -388,7 +388,7 @@ async fn a_wrong_secret_is_an_auth_error_that_leaks_nothing() {
     assert!(debug.contains("[redacted]"), "{debug}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unknown_secret_id_is_named() {
     let h = Harness::start(
         raw_settings(),
@@ -410,9 +410,9 @@ async fn an_unknown_secret_id_is_named() {
     assert_no_secrets(&e, &[SECRET]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn clock_skew_beyond_five_minutes_is_rejected() {
-    let ahead = ManualClock::at_unix(START_S + 6 * 60);
+    let ahead = Clock::virtual_at_unix(START_S + 6 * 60);
     let h = Harness::start(
         raw_settings(),
         WorldSpec::default(),
@@ -422,7 +422,7 @@ async fn clock_skew_beyond_five_minutes_is_rejected() {
         },
     )
     .await;
-    let deadline = ahead.now() + Duration::from_secs(60);
+    let deadline = ahead.instant() + Duration::from_secs(60);
     let e = h
         .provider
         .group_progress(&instance(1), &group_name(1), deadline)
@@ -434,17 +434,26 @@ async fn clock_skew_beyond_five_minutes_is_rejected() {
     assert_eq!(h.observer.count_prefix("request"), 1);
 
     // Four minutes off is inside the window.
-    ahead.set(h.clock.now() + Duration::from_secs(4 * 60));
-    let deadline = ahead.now() + Duration::from_secs(60);
-    h.provider
-        .group_progress(&instance(1), &group_name(1), deadline)
+    let near = Clock::virtual_at(h.clock.now() + Duration::from_secs(4 * 60), 1);
+    let provider = provider_for(
+        h.sim.tencent_endpoint(),
+        near.clone(),
+        &Client::default(),
+        Arc::default(),
+    );
+    provider
+        .group_progress(
+            &instance(1),
+            &group_name(1),
+            near.instant() + Duration::from_secs(60),
+        )
         .await
         .unwrap();
 }
 
 // ---- retries ----------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn throttling_is_retried_and_counted() {
     let h = Harness::default().await;
     h.inject(Fault::Throttle, 2, "DescribeGroupOffsets");
@@ -469,7 +478,7 @@ async fn throttling_is_retried_and_counted() {
     assert_eq!(h.count("DescribeGroupOffsets", "ok"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sustained_throttling_is_outlasted_within_the_deadline() {
     let settings = SimSettings {
         tencent_rate_limit: Some(2.0),
@@ -511,10 +520,10 @@ async fn sustained_throttling_is_outlasted_within_the_deadline() {
     assert_eq!(h.observer.count_prefix("retry") as u64, refused);
     let waited = h.clock.now().duration_since(start).unwrap();
     assert!(waited >= Duration::from_secs(1), "{waited:?}");
-    assert!(h.clock.now() < deadline);
+    assert!(h.clock.instant() < deadline);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn internal_errors_are_retried() {
     let h = Harness::default().await;
     h.inject(Fault::ServerError, 1, "DescribeGroup");
@@ -528,7 +537,7 @@ async fn internal_errors_are_retried() {
     assert_eq!(h.count("DescribeGroup", "fault:server_error"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bad_gateway_is_an_http_error_and_retried() {
     let h = Harness::default().await;
     h.inject(Fault::HttpStatus(502), 1, "DescribeGroupOffsets");
@@ -554,7 +563,7 @@ async fn bad_gateway_is_an_http_error_and_retried() {
     assert!(e.message.contains("502"), "{e}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn truncated_and_wrongly_shaped_answers_are_bad_responses() {
     let client = Client {
         retry: RetryPolicy {
@@ -598,7 +607,7 @@ async fn truncated_and_wrongly_shaped_answers_are_bad_responses() {
         .unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hang_times_out_per_attempt() {
     let client = Client {
         timeout: Duration::from_millis(200),
@@ -630,7 +639,7 @@ async fn a_hang_times_out_per_attempt() {
 
 // ---- discovery and group info -----------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_groups_reads_every_page_in_order() {
     let spec = WorldSpec {
         groups_per_instance: 45,
@@ -657,7 +666,7 @@ async fn list_groups_reads_every_page_in_order() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_instances_keeps_running_instances_of_the_region() {
     let spec = WorldSpec {
         instances_per_cloud: 3,
@@ -668,7 +677,7 @@ async fn list_instances_keeps_running_instances_of_the_region() {
     h.sim.state().world(|w| {
         w.instance_mut(Cloud::Tencent, &instance_id(Cloud::Tencent, 2))
             .unwrap()
-            .status = kafka_cloud_lag_exporter::sim::world::InstanceStatus::Stopped;
+            .status = kcle_sim::world::InstanceStatus::Stopped;
         let mut other = w
             .instance(Cloud::Tencent, &instance_id(Cloud::Tencent, 3))
             .unwrap()
@@ -698,7 +707,7 @@ async fn list_instances_keeps_running_instances_of_the_region() {
     assert_eq!(log[0].params["Offset"], "0");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn group_info_reports_state_and_members() {
     let h = Harness::default().await;
     let inst = instance(1);
@@ -749,7 +758,7 @@ fn last_body(h: &Harness, action: &str) -> String {
     h.log(action).last().unwrap().raw.clone().unwrap().body
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_reset_kind_lands_in_the_world() {
     let h = Harness::default().await;
     let inst = instance(1);
@@ -867,7 +876,7 @@ async fn every_reset_kind_lands_in_the_world() {
     assert!(h.provider.supports_reset(&ResetTarget::ShiftBy(1)));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_reset_of_an_active_group_is_refused_and_changes_nothing() {
     let h = Harness::default().await;
     let inst = instance(1);
@@ -889,7 +898,7 @@ async fn a_reset_of_an_active_group_is_refused_and_changes_nothing() {
     assert_eq!(committed(&h, &g), before);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn writes_are_sent_once_even_when_retryable() {
     let h = Harness::default().await;
     h.inject(Fault::ServerError, 1, "ModifyGroupOffsets");
@@ -908,7 +917,7 @@ async fn writes_are_sent_once_even_when_retryable() {
     assert_eq!(h.observer.count_prefix("retry"), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_non_zero_return_code_is_an_error() {
     let h = Harness::default().await;
     let g = group_name(3);
@@ -931,7 +940,7 @@ async fn a_non_zero_return_code_is_an_error() {
     assert_eq!(committed(&h, &g), before, "a refused batch changes nothing");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn explicit_offsets_without_a_topic_are_refused_before_sending() {
     let h = Harness::default().await;
     let r = ResetRequest {
@@ -1015,15 +1024,15 @@ async fn canned_server(result: &'static str) -> (String, Arc<std::sync::atomic::
 /// The provider under test, for `endpoint`.
 fn provider_for(
     endpoint: String,
-    clock: SharedClock,
+    clock: Clock,
     client: &Client,
     observer: Arc<Counting>,
 ) -> TencentProvider {
     let deps = ProviderDeps {
         http: http::client(),
-        clock,
+        clock: clock.clone(),
         observer,
-        request_timeout: client.timeout,
+        attempt_timeout: client.timeout,
         retry: client.retry,
         budget: std::sync::Arc::new(
             kafka_cloud_lag_exporter::providers::budget::Budget::unlimited(),
@@ -1034,20 +1043,19 @@ fn provider_for(
         cloud: Cloud::Tencent,
         region: REGION.into(),
         endpoint,
-        credentials: CredentialProvider::new(CredentialSources::inline(
-            &client.id,
-            &client.secret,
-            client.token.as_deref(),
-        )),
+        credentials: CredentialProvider::new(
+            CredentialSources::inline(&client.id, &client.secret, client.token.as_deref()),
+            clock.clone(),
+        ),
         signature_version: SignatureVersion::default(),
     };
     TencentProvider::new(spec, &deps)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_empty_page_before_the_total_is_a_bad_response() {
     let (endpoint, count) = canned_server(r#"{"TotalCount":5,"TopicList":[]}"#).await;
-    let clock = ManualClock::at_unix(START_S);
+    let clock = Clock::virtual_at_unix(START_S);
     let client = Client {
         retry: RetryPolicy {
             max_retries: 2,
@@ -1057,7 +1065,7 @@ async fn an_empty_page_before_the_total_is_a_bad_response() {
     };
     let provider = provider_for(endpoint, clock.clone(), &client, Arc::default());
     let e = provider
-        .group_progress(&instance(1), "g", clock.now() + Duration::from_secs(60))
+        .group_progress(&instance(1), "g", clock.instant() + Duration::from_secs(60))
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadResponse);
@@ -1070,16 +1078,16 @@ async fn an_empty_page_before_the_total_is_a_bad_response() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_total_that_is_never_reached_stops_after_the_page_limit() {
     // One topic per page, always the same, and a total that pages never reach.
     let (endpoint, count) =
         canned_server(r#"{"TotalCount":100000000,"TopicList":[{"Topic":"t","Partitions":[]}]}"#)
             .await;
-    let clock = ManualClock::at_unix(START_S);
+    let clock = Clock::virtual_at_unix(START_S);
     let provider = provider_for(endpoint, clock.clone(), &Client::default(), Arc::default());
     let e = provider
-        .group_progress(&instance(1), "g", clock.now() + Duration::from_secs(60))
+        .group_progress(&instance(1), "g", clock.instant() + Duration::from_secs(60))
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadResponse);
@@ -1091,9 +1099,9 @@ async fn a_total_that_is_never_reached_stops_after_the_page_limit() {
 /// that may serve traffic (also while upgrading, migrating, scaling or about to expire)
 /// are kept; those that cannot (creating, failed, stopped, expired, released, deleting)
 /// are not.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_instances_keeps_every_instance_that_serves_traffic() {
-    use kafka_cloud_lag_exporter::sim::world::InstanceStatus;
+    use kcle_sim::world::InstanceStatus;
     let h = Harness::start(
         raw_settings(),
         WorldSpec {
@@ -1136,7 +1144,7 @@ async fn list_instances_keeps_every_instance_that_serves_traffic() {
 
 /// A SecretId or token with a byte an HTTP header cannot carry is a configuration error
 /// naming the account and the part at fault: nothing is sent and nothing is retried.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unsendable_credentials_are_a_configuration_error_never_retried() {
     for (id, token, part) in [
         ("AKID\u{7f}bad", None, "credential id"),

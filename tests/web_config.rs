@@ -6,12 +6,14 @@
 //! The server is the real one (`server::serve`) over a stub backend; the clients are
 //! reqwest (one per case, so one connection per case) on rustls configured here.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_cloud_lag_exporter::server::{self, Backend, ServerState, WebProtection};
-use kafka_cloud_lag_exporter::web_config::WebConfigSource;
+use kafka_cloud_lag_exporter::web::WebConfigSource;
+use kafka_cloud_lag_exporter::web::{self as server, Backend, ServerState, WebProtection};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -137,6 +139,7 @@ impl Server {
             backend: Arc::new(Stub),
             telemetry_path: "/metrics".into(),
             web: Some(WebProtection::new(Arc::new(source))),
+            clock: kcle_clock::Clock::virtual_at_unix(support::T0_SECS),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -244,7 +247,7 @@ fn hash(password: &str) -> String {
     bcrypt::hash(password, 4).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tls_serves_metrics_and_refuses_plain_http_and_untrusted_clients() {
     let ca = Ca::new("test CA");
     let s = Server::tls(&ca, "").await;
@@ -281,7 +284,7 @@ async fn tls_serves_metrics_and_refuses_plain_http_and_untrusted_clients() {
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stalled_and_garbage_handshakes_do_not_block_other_clients() {
     let ca = Ca::new("test CA");
     let s = Server::tls(&ca, "").await;
@@ -301,7 +304,7 @@ async fn stalled_and_garbage_handshakes_do_not_block_other_clients() {
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn min_version_tls13_refuses_tls12_clients() {
     let ca = Ca::new("test CA");
     let s = Server::tls(&ca, "  min_version: TLS13\n").await;
@@ -313,7 +316,7 @@ async fn min_version_tls13_refuses_tls12_clients() {
 }
 
 /// For each client-certificate policy: which clients complete a request.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_auth_types_follow_go_semantics() {
     let ca = Ca::new("test CA");
     let trusted = ca.client("prometheus.example");
@@ -350,7 +353,7 @@ async fn client_auth_types_follow_go_semantics() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_allowed_sans_admits_only_listed_names() {
     let ca = Ca::new("test CA");
     let policy = "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n";
@@ -371,7 +374,7 @@ async fn client_allowed_sans_admits_only_listed_names() {
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn basic_auth_right_wrong_missing_and_open_probes() {
     let ca = Ca::new("test CA");
     let yml = format!(
@@ -430,7 +433,7 @@ async fn basic_auth_right_wrong_missing_and_open_probes() {
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn basic_auth_without_tls_and_a_changed_password_applies_without_restart() {
     let s = Server::start(
         &format!("basic_auth_users:\n  prom: '{}'\n", hash("first")),
@@ -480,7 +483,7 @@ async fn basic_auth_without_tls_and_a_changed_password_applies_without_restart()
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_renewed_certificate_is_served_on_the_next_connection() {
     let old_ca = Ca::new("old CA");
     let s = Server::tls(&old_ca, "").await;

@@ -1,6 +1,9 @@
 //! The exporter's own metrics: build info, poll durations and API request, error and
-//! retry counters. Ordinary Prometheus instruments in one registry, updated by the
-//! scheduler and (through [`ApiObserver`]) by the providers.
+//! retry counters. Ordinary Prometheus instruments in one registry, kept private: the
+//! scheduler reports through [`PollObserver`], the providers through [`ApiObserver`], the
+//! exporter through the methods below, so no other module knows a label order.
+
+use std::time::{Duration, SystemTime};
 
 use prometheus::{
     Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
@@ -8,25 +11,26 @@ use prometheus::{
 
 use crate::model::Cloud;
 use crate::providers::{ApiObserver, ErrorKind};
+use crate::scheduler::PollObserver;
 
 /// Upper bounds of the poll-duration histogram buckets, in seconds.
 pub const POLL_DURATION_BUCKETS: [f64; 11] =
     [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0];
 
-/// Handles to the exporter's own instruments.
+/// The exporter's own instruments.
 #[derive(Clone)]
 pub struct ExporterMetrics {
-    pub build_info: GaugeVec,
-    pub poll_interval_seconds: Gauge,
-    pub poll_round_duration_seconds: Gauge,
-    pub poll_duration_seconds: HistogramVec,
-    pub api_requests_total: IntCounterVec,
-    pub api_errors_total: IntCounterVec,
-    pub api_retries_total: IntCounterVec,
-    pub discovery_errors_total: IntCounterVec,
-    pub polls_skipped_total: IntCounterVec,
-    pub config_last_reload_successful: IntGauge,
-    pub config_last_reload_success_timestamp_seconds: Gauge,
+    build_info: GaugeVec,
+    poll_interval_seconds: Gauge,
+    poll_round_duration_seconds: Gauge,
+    poll_duration_seconds: HistogramVec,
+    api_requests_total: IntCounterVec,
+    api_errors_total: IntCounterVec,
+    api_retries_total: IntCounterVec,
+    discovery_errors_total: IntCounterVec,
+    polls_skipped_total: IntCounterVec,
+    config_last_reload_successful: IntGauge,
+    config_last_reload_success_timestamp_seconds: Gauge,
 }
 
 const NS: &str = "kafka_cloud_lag_exporter";
@@ -164,6 +168,43 @@ impl ExporterMetrics {
     pub fn init_account(&self, cloud: Cloud, account: &str) {
         self.discovery_errors_total
             .with_label_values(&[cloud.as_str(), account]);
+    }
+
+    /// A configuration was loaded (`ok`) or a reload was rejected, at `at`.
+    pub fn config_loaded(&self, ok: bool, at: SystemTime) {
+        self.config_last_reload_successful.set(i64::from(ok));
+        if ok {
+            self.config_last_reload_success_timestamp_seconds
+                .set(kcle_clock::unix_seconds_f64(at));
+        }
+    }
+}
+
+impl PollObserver for ExporterMetrics {
+    fn interval_set(&self, interval: Duration) {
+        self.poll_interval_seconds.set(interval.as_secs_f64());
+    }
+
+    fn poll_finished(&self, cloud: Cloud, took: Duration) {
+        self.poll_duration_seconds
+            .with_label_values(&[cloud.as_str()])
+            .observe(took.as_secs_f64());
+    }
+
+    fn poll_skipped(&self, cloud: Cloud) {
+        self.polls_skipped_total
+            .with_label_values(&[cloud.as_str()])
+            .inc();
+    }
+
+    fn round_finished(&self, took: Duration) {
+        self.poll_round_duration_seconds.set(took.as_secs_f64());
+    }
+
+    fn discovery_failed(&self, cloud: Cloud, account: &str) {
+        self.discovery_errors_total
+            .with_label_values(&[cloud.as_str(), account])
+            .inc();
     }
 }
 

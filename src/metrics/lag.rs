@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::text::{Family, Value, header, sample};
-use crate::clock::unix_seconds_f64;
 use crate::store::{GroupEntry, Polled};
+use kcle_clock::unix_seconds_f64;
 
 pub const CURRENT_OFFSET: Family = Family {
     name: "kafka_consumergroup_current_offset",

@@ -1,8 +1,8 @@
 //! Scheduler status rendered per scrape: request budgets, round fit and discovery.
 
 use super::text::{Family, Value, header, sample};
-use crate::clock::unix_seconds_f64;
 use crate::scheduler::Status;
+use kcle_clock::unix_seconds_f64;
 
 pub const API_RATE_LIMIT: Family = Family {
     name: "kafka_cloud_lag_exporter_api_rate_limit",

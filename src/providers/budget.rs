@@ -18,11 +18,11 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use kcle_clock::Instant;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-
-use crate::model::Cloud;
 
 /// Time to climb from zero back to the configured rate while requests flow.
 pub const RECOVERY: Duration = Duration::from_secs(300);
@@ -36,46 +36,14 @@ pub const DECREASE_SPACING: Duration = Duration::from_secs(1);
 /// The rate never drops below the configured one divided by this.
 const MAX_SLOWDOWN: f64 = 64.0;
 
-/// Documented (Tencent) or conservative (Alibaba) default budgets, in requests per
-/// second, of every action this exporter calls.
-pub fn default_rate_limits(cloud: Cloud) -> &'static [(&'static str, f64)] {
-    match cloud {
-        // Alibaba publishes no limits for these operations.
-        Cloud::Alibaba => &[
-            (
-                "GetConsumerProgress",
-                crate::config::ALIBABA_DEFAULT_RATE_LIMIT,
-            ),
-            ("GetConsumerList", crate::config::ALIBABA_DEFAULT_RATE_LIMIT),
-            ("GetInstanceList", crate::config::ALIBABA_DEFAULT_RATE_LIMIT),
-            (
-                "UpdateConsumerOffset",
-                crate::config::ALIBABA_DEFAULT_RATE_LIMIT,
-            ),
-        ],
-        // "默认接口请求频率限制" of each API's documentation; BatchModifyGroupOffsets has
-        // none published, so it gets the smaller documented figure.
-        Cloud::Tencent => &[
-            ("DescribeGroupOffsets", 100.0),
-            ("DescribeGroup", 100.0),
-            ("DescribeGroupInfo", 100.0),
-            ("ModifyGroupOffsets", 100.0),
-            ("BatchModifyGroupOffsets", 20.0),
-            ("DescribeInstances", 20.0),
-        ],
-    }
-}
-
 /// One action's pacer.
 #[derive(Clone, Debug, PartialEq)]
 struct Pacer {
     configured: f64,
     rate: f64,
-    next_free: Option<SystemTime>,
-    last_change: Option<SystemTime>,
-    last_decrease: Option<SystemTime>,
-    /// The latest time seen, to notice the clock stepping back.
-    last_now: Option<SystemTime>,
+    next_free: Option<Instant>,
+    last_change: Option<Instant>,
+    last_decrease: Option<Instant>,
     /// Outcomes of the last [`WINDOW`] requests, `true` for throttled.
     recent: std::collections::VecDeque<bool>,
     /// Bumped by every decrease. Requests reserved before it were sent at the old rate;
@@ -99,7 +67,6 @@ impl Pacer {
             next_free: None,
             last_change: None,
             last_decrease: None,
-            last_now: None,
             recent: std::collections::VecDeque::with_capacity(WINDOW),
             generation: 0,
         }
@@ -182,20 +149,12 @@ impl Budget {
     pub fn reserve(
         &self,
         action: &'static str,
-        now: SystemTime,
-        deadline: SystemTime,
+        now: Instant,
+        deadline: Instant,
     ) -> Result<Slot, Duration> {
         self.with(action, |p| {
-            // A clock stepped back (NTP) would otherwise leave the reserved slots far in
-            // the future and stall every request: move them back by the same amount.
-            if let (Some(last), Some(next)) = (p.last_now, p.next_free)
-                && let Ok(back) = last.duration_since(now)
-            {
-                p.next_free = Some(next.checked_sub(back).unwrap_or(now));
-            }
-            p.last_now = Some(now);
             let slot = p.next_free.map_or(now, |n| n.max(now));
-            let wait = slot.duration_since(now).unwrap_or_default();
+            let wait = slot.saturating_duration_since(now);
             if slot > deadline {
                 return Err(wait);
             }
@@ -209,7 +168,7 @@ impl Budget {
 
     /// A request was throttled by the cloud: halve the rate when the recent share of
     /// throttled requests says our rate is the cause.
-    pub fn throttled(&self, action: &'static str, now: SystemTime, generation: u64) {
+    pub fn throttled(&self, action: &'static str, now: Instant, generation: u64) {
         self.with(action, |p| {
             if generation != p.generation {
                 return;
@@ -218,7 +177,7 @@ impl Budget {
             let share = p.recent.iter().filter(|t| **t).count() as f64 / WINDOW as f64;
             let recent = p
                 .last_decrease
-                .is_some_and(|t| now.duration_since(t).unwrap_or_default() < DECREASE_SPACING);
+                .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_SPACING);
             if share < THROTTLE_SHARE || recent {
                 return;
             }
@@ -242,7 +201,7 @@ impl Budget {
     /// Each success adds `configured / (RECOVERY × rate)`, i.e. `configured / RECOVERY`
     /// per second while requests flow at the current rate, and nothing while idle: a rate
     /// is earned back by traffic the cloud accepted, not by the time that passed.
-    pub fn succeeded(&self, action: &'static str, now: SystemTime) {
+    pub fn succeeded(&self, action: &'static str, now: Instant) {
         self.with(action, |p| {
             p.remember(false);
             if p.rate < p.configured {
@@ -278,8 +237,10 @@ impl Budget {
 mod tests {
     use super::*;
 
-    fn t(ms: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+    /// A fixed base and offsets from it: the budget only compares instants.
+    fn t(ms: u64) -> Instant {
+        thread_local!(static BASE: Instant = kcle_clock::Clock::system().instant());
+        BASE.with(|b| *b + Duration::from_millis(ms))
     }
 
     #[test]
@@ -303,25 +264,6 @@ mod tests {
         assert_eq!(
             b.reserve("A", t(1_000), far).map(|s| s.wait),
             Ok(Duration::ZERO)
-        );
-    }
-
-    #[test]
-    fn a_clock_stepping_back_does_not_stall_the_budget() {
-        let b = Budget::new([("A".to_string(), 1.0)].into(), 1.0);
-        let far = t(10_000_000);
-        assert_eq!(
-            b.reserve("A", t(360_000), far).map(|s| s.wait),
-            Ok(Duration::ZERO)
-        );
-        assert_eq!(
-            b.reserve("A", t(360_000), far).map(|s| s.wait),
-            Ok(Duration::from_secs(1))
-        );
-        // The clock steps back two minutes: the queue keeps its shape, not its old times.
-        assert_eq!(
-            b.reserve("A", t(240_000), far).map(|s| s.wait),
-            Ok(Duration::from_secs(2))
         );
     }
 

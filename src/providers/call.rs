@@ -2,15 +2,18 @@
 //! [`ApiObserver`](super::ApiObserver); retryable failures (throttling, 5xx, timeouts,
 //! broken connections, malformed bodies) are retried with exponential backoff and full
 //! jitter, but never past the poll's deadline. Auth, permission and parameter errors are
-//! returned at once.
+//! returned at once. Each attempt is raced against its own deadline on the shared clock
+//! (the HTTP client sets no timeout of its own), and waits and jitter come from that clock
+//! too, so all of it runs on virtual time in tests.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use kcle_clock::{Clock, Instant};
 
 use super::budget::Budget;
 use super::{ApiObserver, ErrorKind, ProviderError};
-use crate::clock::SharedClock;
 use crate::model::Cloud;
 
 /// Most retries of a request that keeps being throttled (the poll deadline usually ends
@@ -58,11 +61,11 @@ impl RetryPolicy {
 /// Sends requests for one account and counts them.
 pub struct Caller {
     cloud: Cloud,
-    clock: SharedClock,
+    clock: Clock,
     budget: Arc<Budget>,
     observer: Arc<dyn ApiObserver>,
     retry: RetryPolicy,
-    request_timeout: Duration,
+    attempt_timeout: Duration,
 }
 
 impl std::fmt::Debug for Caller {
@@ -70,7 +73,7 @@ impl std::fmt::Debug for Caller {
         f.debug_struct("Caller")
             .field("cloud", &self.cloud)
             .field("retry", &self.retry)
-            .field("request_timeout", &self.request_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -83,27 +86,28 @@ impl Caller {
             budget: deps.budget.clone(),
             observer: deps.observer.clone(),
             retry: deps.retry,
-            request_timeout: deps.request_timeout,
+            attempt_timeout: deps.attempt_timeout,
         }
     }
 
     /// The clock requests are signed and timed with.
-    pub fn clock(&self) -> &SharedClock {
+    pub fn clock(&self) -> &Clock {
         &self.clock
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or `deadline` passes.
     ///
-    /// `attempt` receives the time it may take and must build a freshly signed request
-    /// each time (nonces and timestamps must not be reused).
+    /// `attempt` must build a freshly signed request each time (nonces and timestamps must
+    /// not be reused); each attempt is cut off at the poll's deadline or after the
+    /// attempt timeout, whichever comes first.
     pub async fn call<T, F, Fut>(
         &self,
         action: &'static str,
-        deadline: SystemTime,
+        deadline: Instant,
         attempt: F,
     ) -> Result<T, ProviderError>
     where
-        F: FnMut(Duration) -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         self.run(action, deadline, self.retry.max_retries, attempt)
@@ -115,11 +119,11 @@ impl Caller {
     pub async fn call_once<T, F, Fut>(
         &self,
         action: &'static str,
-        deadline: SystemTime,
+        deadline: Instant,
         attempt: F,
     ) -> Result<T, ProviderError>
     where
-        F: FnMut(Duration) -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         self.run(action, deadline, 0, attempt).await
@@ -128,18 +132,18 @@ impl Caller {
     async fn run<T, F, Fut>(
         &self,
         action: &'static str,
-        deadline: SystemTime,
+        deadline: Instant,
         max_retries: u32,
         mut attempt: F,
     ) -> Result<T, ProviderError>
     where
-        F: FnMut(Duration) -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
-        let mut rng = fastrand::Rng::new();
+        let mut rng = self.clock.rng();
         let mut retry = 0;
         loop {
-            let now = self.clock.now();
+            let now = self.clock.instant();
             let generation = match self.budget.reserve(action, now, deadline) {
                 Ok(slot) => {
                     if !slot.wait.is_zero() {
@@ -160,10 +164,7 @@ impl Caller {
                     .with_action(action));
                 }
             };
-            let remaining = deadline
-                .duration_since(self.clock.now())
-                .unwrap_or(Duration::ZERO);
-            if remaining.is_zero() {
+            if self.clock.instant() >= deadline {
                 let e = ProviderError::new(
                     ErrorKind::Timeout,
                     "poll deadline passed before the request was sent",
@@ -172,10 +173,8 @@ impl Caller {
                 return Err(e);
             }
             let permit = self.budget.permit().await;
-            let remaining = deadline
-                .duration_since(self.clock.now())
-                .unwrap_or(Duration::ZERO);
-            if remaining.is_zero() {
+            let started = self.clock.instant();
+            if started >= deadline {
                 return Err(ProviderError::new(
                     ErrorKind::Timeout,
                     "poll deadline passed while waiting for a free request slot",
@@ -183,11 +182,21 @@ impl Caller {
                 .with_action(action));
             }
             self.observer.request(self.cloud, action);
-            let outcome = attempt(remaining.min(self.request_timeout)).await;
+            let cutoff = deadline.min(started + self.attempt_timeout);
+            let outcome = match self.clock.timeout_at(cutoff, attempt()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(ProviderError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no answer within {} ms",
+                        cutoff.saturating_duration_since(started).as_millis()
+                    ),
+                )),
+            };
             drop(permit);
             let err = match outcome {
                 Ok(v) => {
-                    self.budget.succeeded(action, self.clock.now());
+                    self.budget.succeeded(action, self.clock.instant());
                     return Ok(v);
                 }
                 Err(e) => e.with_action(action),
@@ -196,7 +205,8 @@ impl Caller {
                 self.observer.error(self.cloud, action, err.kind);
             }
             if err.kind == ErrorKind::Throttled {
-                self.budget.throttled(action, self.clock.now(), generation);
+                self.budget
+                    .throttled(action, self.clock.instant(), generation);
             }
             // A throttled request was refused, not processed: "not now" is safe to repeat
             // for as long as the deadline allows (bounded all the same).
@@ -212,8 +222,7 @@ impl Caller {
             if let Some(after) = err.retry_after {
                 wait = wait.max(after);
             }
-            let now = self.clock.now();
-            if now + wait >= deadline {
+            if self.clock.instant() + wait >= deadline {
                 return Err(err);
             }
             tracing::debug!(
@@ -230,32 +239,31 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, ManualClock};
     use crate::providers::ProviderDeps;
 
-    type Counting = crate::providers::RecordingObserver;
+    type Counting = crate::providers::tests::RecordingObserver;
 
-    fn caller(clock: Arc<ManualClock>, observer: Arc<Counting>) -> Caller {
+    fn caller(clock: Clock, observer: Arc<Counting>) -> Caller {
         let deps = ProviderDeps {
             http: crate::providers::http::client(),
             clock,
             observer,
-            request_timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             budget: Arc::new(Budget::new(Default::default(), 5.0)),
         };
         Caller::new(Cloud::Tencent, &deps)
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn retries_retryable_errors_then_succeeds() {
-        let clock = ManualClock::at_unix(1_000_000);
+        let clock = Clock::virtual_at_unix(1_000_000);
         let obs = Arc::new(Counting::default());
         let c = caller(clock.clone(), obs.clone());
-        let deadline = clock.now() + Duration::from_secs(30);
+        let deadline = clock.instant() + Duration::from_secs(30);
         let mut n = 0;
         let r = c
-            .call("DescribeGroupOffsets", deadline, |_| {
+            .call("DescribeGroupOffsets", deadline, || {
                 n += 1;
                 let fail = n < 3;
                 async move {
@@ -283,14 +291,14 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn auth_errors_are_not_retried() {
-        let clock = ManualClock::at_unix(1_000_000);
+        let clock = Clock::virtual_at_unix(1_000_000);
         let obs = Arc::new(Counting::default());
         let c = caller(clock.clone(), obs.clone());
-        let deadline = clock.now() + Duration::from_secs(30);
+        let deadline = clock.instant() + Duration::from_secs(30);
         let r: Result<(), _> = c
-            .call("GetConsumerProgress", deadline, |_| async {
+            .call("GetConsumerProgress", deadline, || async {
                 Err(ProviderError::new(ErrorKind::Auth, "bad key"))
             })
             .await;
@@ -298,43 +306,43 @@ mod tests {
         assert_eq!(obs.events().len(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn never_waits_past_the_deadline() {
-        let clock = ManualClock::at_unix(1_000_000);
+        let clock = Clock::virtual_at_unix(1_000_000);
         let obs = Arc::new(Counting::default());
         let c = caller(clock.clone(), obs.clone());
-        let start = clock.now();
+        let start = clock.instant();
         let deadline = start + Duration::from_secs(2);
         let r: Result<(), _> = c
-            .call("GetConsumerProgress", deadline, |_| async {
+            .call("GetConsumerProgress", deadline, || async {
                 Err(ProviderError::new(ErrorKind::Throttled, "x")
                     .with_retry_after(Some(Duration::from_secs(5))))
             })
             .await;
         assert!(r.is_err());
         // The 5 s retry-after does not fit the 2 s deadline: one attempt, no wait.
-        assert_eq!(clock.now(), start);
+        assert_eq!(clock.instant(), start);
         assert_eq!(obs.events().len(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn requests_are_paced_by_the_budget_and_throttling_slows_it() {
-        let clock = ManualClock::at_unix(1_000_000);
+        let clock = Clock::virtual_at_unix(1_000_000);
         let obs = Arc::new(Counting::default());
         let c = caller(clock.clone(), obs.clone());
-        let start = clock.now();
+        let start = clock.instant();
         let deadline = start + Duration::from_secs(60);
         for _ in 0..5 {
-            c.call("DescribeGroupOffsets", deadline, |_| async { Ok(()) })
+            c.call("DescribeGroupOffsets", deadline, || async { Ok(()) })
                 .await
                 .unwrap();
         }
         // 5 requests at 5/s: the 5th waits until +0.8 s.
-        assert_eq!(clock.now(), start + Duration::from_millis(800));
+        assert_eq!(clock.instant(), start + Duration::from_millis(800));
         // One throttled answer is noise; a quarter of the recent requests is a limit.
         for n in 0..10 {
             let r: Result<(), _> = c
-                .call("DescribeGroupOffsets", deadline, |_| async {
+                .call("DescribeGroupOffsets", deadline, || async {
                     Err(ProviderError::new(ErrorKind::Throttled, "x").retryable(false))
                 })
                 .await;
@@ -349,12 +357,56 @@ mod tests {
         }
         // No slot before a deadline that is too close: fail without sending.
         let before = obs.events().len();
-        let near = clock.now() + Duration::from_millis(10);
+        let near = clock.instant() + Duration::from_millis(10);
         let r: Result<(), _> = c
-            .call("DescribeGroupOffsets", near, |_| async { Ok(()) })
+            .call("DescribeGroupOffsets", near, || async { Ok(()) })
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::Timeout);
         assert_eq!(obs.events().len(), before, "nothing was sent");
+    }
+
+    /// An attempt that does not answer is cut off at the attempt timeout (on the clock,
+    /// not by the HTTP client), retried, and the poll ends at its deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_attempt_times_out_on_the_clock() {
+        let clock = Clock::virtual_at_unix(1_000_000);
+        let obs = Arc::new(Counting::default());
+        let c = caller(clock.clone(), obs.clone());
+        let start = clock.instant();
+        let r: Result<(), _> = c
+            .call(
+                "DescribeGroupOffsets",
+                start + Duration::from_secs(25),
+                std::future::pending,
+            )
+            .await;
+        let e = r.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+        assert!(e.message.contains("no answer within"), "{e}");
+        // Two attempts of 10 s, then the third is cut at the 25 s deadline.
+        assert_eq!(obs.count("request DescribeGroupOffsets"), 3);
+        assert_eq!(clock.instant(), start + Duration::from_secs(25));
+    }
+
+    /// The same clock seed gives the same jitter, so retry timing repeats between runs.
+    #[tokio::test(start_paused = true)]
+    async fn jitter_is_seeded_on_a_virtual_clock() {
+        let run = || async {
+            let clock = Clock::virtual_at_unix(1_000_000);
+            let c = caller(clock.clone(), Arc::default());
+            let start = clock.instant();
+            let _: Result<(), _> = c
+                .call(
+                    "DescribeGroupOffsets",
+                    start + Duration::from_secs(60),
+                    || async {
+                        Err(ProviderError::new(ErrorKind::ApiError, "boom").retryable(true))
+                    },
+                )
+                .await;
+            clock.instant() - start
+        };
+        assert_eq!(run().await, run().await);
     }
 
     #[test]

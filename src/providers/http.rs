@@ -28,7 +28,6 @@ pub fn client() -> reqwest::Client {
     install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
-        .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
         .expect("the HTTP client configuration is static and valid")
@@ -146,14 +145,15 @@ impl fmt::Debug for HttpRequest {
 }
 
 /// Sends one request on the shared client and returns (status, headers, body).
+///
+/// No timeout is set here: the caller races the attempt against its deadline on the
+/// shared clock.
 pub async fn send(
     client: &reqwest::Client,
     request: HttpRequest,
-    timeout: Duration,
 ) -> Result<(u16, HeaderMap, bytes::Bytes), ProviderError> {
     let response = client
         .post(request.url)
-        .timeout(timeout)
         .headers(request.headers)
         .body(request.body)
         .send()

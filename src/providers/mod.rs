@@ -1,10 +1,11 @@
-//! The one interface to the clouds: [`Provider`], its error type, and construction from
-//! config.
+//! The one interface to the clouds: [`Provider`] (reads, what the daemon holds),
+//! [`OffsetWriter`] (writes, which only `reset-offsets` builds), their error type, each
+//! cloud's [`Profile`], and construction.
 //!
 //! Each cloud is one directory (`alibaba/`, `tencent/`) that alone knows that cloud's
-//! field names, signing and error codes, and converts its answers into `model` types.
-//! Requests go through [`call::Caller`], which counts every attempt and retries what is
-//! safe to retry within the poll's deadline.
+//! field names, signing, error codes and defaults (its [`Profile`]), and converts its
+//! answers into `model` types. Requests go through [`call::Caller`], which counts every
+//! attempt and retries what is safe to retry within the poll's deadline.
 
 pub mod alibaba;
 pub mod budget;
@@ -16,20 +17,22 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crate::clock::SharedClock;
-use crate::config::{Account, SignatureVersion};
-use crate::credentials::CredentialProvider;
+use kcle_clock::{Clock, Instant};
+pub use kcle_cloud::Action;
+
+use crate::credentials::{CredentialEnv, CredentialProvider};
 use crate::model::{
     Cloud, DiscoveredInstance, GroupInfo, GroupProgress, InstanceRef, ResetRequest, ResetTarget,
 };
+use alibaba::SignatureVersion;
 
 /// The future a provider method returns.
 pub type ProviderFuture<'a, T> =
     Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
-/// A cloud's management API, as the scheduler and `reset-offsets` need it.
+/// A cloud's management API for reading: all the daemon ever holds, so it cannot write.
 pub trait Provider: Send + Sync + fmt::Debug {
     /// Which cloud this is.
     fn cloud(&self) -> Cloud;
@@ -41,7 +44,7 @@ pub trait Provider: Send + Sync + fmt::Debug {
         &'a self,
         instance: &'a InstanceRef,
         group: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, GroupProgress>;
 
     /// Lists every consumer group of an instance (Alibaba `GetConsumerList`, Tencent
@@ -49,7 +52,7 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn list_groups<'a>(
         &'a self,
         instance: &'a InstanceRef,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, Vec<String>>;
 
     /// Lists the running instances of this account in `region` (Alibaba
@@ -57,7 +60,7 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn list_instances<'a>(
         &'a self,
         region: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, Vec<DiscoveredInstance>>;
 
     /// Reads a group's state and membership (Alibaba: from `GetConsumerProgress`;
@@ -66,9 +69,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
         &'a self,
         instance: &'a InstanceRef,
         group: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, GroupInfo>;
+}
 
+/// A cloud's management API for moving committed offsets. Built only by
+/// [`build_writer`], which only the `reset-offsets` command calls (an architecture test
+/// checks that); the daemon holds [`Provider`]s, which have no write method.
+pub trait OffsetWriter: Provider {
     /// Whether this cloud can apply `target` natively.
     fn supports_reset(&self, target: &ResetTarget) -> bool;
 
@@ -80,16 +88,69 @@ pub trait Provider: Send + Sync + fmt::Debug {
         instance: &'a InstanceRef,
         group: &'a str,
         request: &'a ResetRequest,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, ()>;
 }
 
-/// The API action that reads a group's progress, the one every poll calls.
-pub fn poll_action(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Alibaba => "GetConsumerProgress",
-        Cloud::Tencent => "DescribeGroupOffsets",
+/// What the rest of the exporter needs to know about a cloud; each `providers/<cloud>/`
+/// exports its own, so no other module matches on a cloud to learn these facts.
+#[derive(Debug)]
+pub struct Profile {
+    pub cloud: Cloud,
+    /// Base URL of the management API; `{region}` stands for the account's region.
+    pub default_endpoint: &'static str,
+    /// The standard environment variables the cloud's official SDKs read.
+    pub credential_env: CredentialEnv,
+    /// Every API action this exporter calls, with the cloud's documented limits.
+    pub actions: &'static [Action],
+    /// Client-side budget, requests per second, of an action without a documented limit.
+    pub fallback_rate: f64,
+    /// The action every poll calls.
+    pub poll_action: &'static str,
+    /// Whether the account may choose a request signature version (`signature_version`).
+    pub selectable_signature: bool,
+    /// Requests one poll of a group needs, from its last progress (paging), for planning
+    /// a round against the budget.
+    pub requests_per_poll: fn(Option<&GroupProgress>) -> usize,
+}
+
+impl Profile {
+    /// The default client-side budget of `action`: the documented limit, or the fallback.
+    pub fn default_rate(&self, action: &str) -> f64 {
+        self.actions
+            .iter()
+            .find(|a| a.name == action)
+            .and_then(|a| a.documented_limit)
+            .unwrap_or(self.fallback_rate)
     }
+
+    /// The names of the actions, in table order.
+    pub fn action_names(&self) -> Vec<&'static str> {
+        self.actions.iter().map(|a| a.name).collect()
+    }
+
+    /// The endpoint base URL for `region`, from a template or the default, without a
+    /// trailing slash.
+    pub fn endpoint_url(&self, template: Option<&str>, region: &str) -> String {
+        template
+            .unwrap_or(self.default_endpoint)
+            .replace("{region}", region)
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+/// The profile of `cloud`.
+pub fn profile(cloud: Cloud) -> &'static Profile {
+    match cloud {
+        Cloud::Alibaba => &alibaba::PROFILE,
+        Cloud::Tencent => &tencent::PROFILE,
+    }
+}
+
+/// Every cloud's profile.
+pub fn profiles() -> [&'static Profile; 2] {
+    Cloud::ALL.map(profile)
 }
 
 /// The small fixed set of failure kinds used as the `kind` metric label.
@@ -268,47 +329,6 @@ pub trait ApiObserver: Send + Sync {
     fn retry(&self, cloud: Cloud, action: &'static str);
 }
 
-/// An observer that records every call as text (`request A`, `error A kind`,
-/// `retry A`), for tests and debugging.
-#[derive(Debug, Default)]
-pub struct RecordingObserver(std::sync::Mutex<Vec<String>>);
-
-impl RecordingObserver {
-    fn push(&self, event: String) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
-    }
-
-    /// Every event so far, in order.
-    pub fn events(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// How many events are exactly `event`.
-    pub fn count(&self, event: &str) -> usize {
-        self.events().iter().filter(|e| *e == event).count()
-    }
-
-    /// How many events start with `prefix`.
-    pub fn count_prefix(&self, prefix: &str) -> usize {
-        self.events()
-            .iter()
-            .filter(|e| e.starts_with(prefix))
-            .count()
-    }
-}
-
-impl ApiObserver for RecordingObserver {
-    fn request(&self, _: Cloud, action: &'static str) {
-        self.push(format!("request {action}"));
-    }
-    fn error(&self, _: Cloud, action: &'static str, kind: ErrorKind) {
-        self.push(format!("error {action} {kind}"));
-    }
-    fn retry(&self, _: Cloud, action: &'static str) {
-        self.push(format!("retry {action}"));
-    }
-}
-
 /// An observer that ignores everything.
 #[derive(Debug, Default)]
 pub struct NoopObserver;
@@ -323,10 +343,10 @@ impl ApiObserver for NoopObserver {
 #[derive(Clone)]
 pub struct ProviderDeps {
     pub http: reqwest::Client,
-    pub clock: SharedClock,
+    pub clock: Clock,
     pub observer: Arc<dyn ApiObserver>,
     /// Longest single HTTP attempt; the poll's deadline may cut it shorter.
-    pub request_timeout: Duration,
+    pub attempt_timeout: Duration,
     pub retry: call::RetryPolicy,
     /// The account's request budget (shared by all its regions).
     pub budget: Arc<budget::Budget>,
@@ -354,21 +374,9 @@ impl AccountSpec {
             )
         })
     }
-
-    /// Resolves a config account in one of its regions (endpoint, credential sources).
-    pub fn from_config(account: &Account, region: &str) -> Self {
-        AccountSpec {
-            name: account.name.as_str().into(),
-            cloud: account.cloud,
-            region: region.into(),
-            endpoint: account.endpoint_url(region),
-            credentials: CredentialProvider::new(account.credential_sources()),
-            signature_version: account.signature_version.unwrap_or_default(),
-        }
-    }
 }
 
-/// Builds the provider for an account.
+/// Builds the read-only provider of an account (what the daemon and `once` use).
 pub fn build(spec: AccountSpec, deps: &ProviderDeps) -> Arc<dyn Provider> {
     match spec.cloud {
         Cloud::Alibaba => Arc::new(alibaba::AlibabaProvider::new(spec, deps)),
@@ -376,9 +384,51 @@ pub fn build(spec: AccountSpec, deps: &ProviderDeps) -> Arc<dyn Provider> {
     }
 }
 
+/// Builds the provider of an account that can also write offsets. Only `reset-offsets`
+/// calls this.
+pub fn build_writer(spec: AccountSpec, deps: &ProviderDeps) -> Arc<dyn OffsetWriter> {
+    match spec.cloud {
+        Cloud::Alibaba => Arc::new(alibaba::AlibabaProvider::new(spec, deps)),
+        Cloud::Tencent => Arc::new(tencent::TencentProvider::new(spec, deps)),
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// An observer that records every call as text (`request A`, `error A kind`,
+    /// `retry A`), for tests and debugging.
+    #[derive(Debug, Default)]
+    pub(crate) struct RecordingObserver(std::sync::Mutex<Vec<String>>);
+
+    impl RecordingObserver {
+        fn push(&self, event: String) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        }
+
+        /// Every event so far, in order.
+        pub(crate) fn events(&self) -> Vec<String> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+
+        /// How many events are exactly `event`.
+        pub(crate) fn count(&self, event: &str) -> usize {
+            self.events().iter().filter(|e| *e == event).count()
+        }
+    }
+
+    impl ApiObserver for RecordingObserver {
+        fn request(&self, _: Cloud, action: &'static str) {
+            self.push(format!("request {action}"));
+        }
+        fn error(&self, _: Cloud, action: &'static str, kind: ErrorKind) {
+            self.push(format!("error {action} {kind}"));
+        }
+        fn retry(&self, _: Cloud, action: &'static str) {
+            self.push(format!("retry {action}"));
+        }
+    }
 
     #[test]
     fn error_display_has_code_status_and_request_id() {

@@ -1,42 +1,117 @@
-//! Shared helpers of the integration tests: a simulated environment on a manual clock,
-//! and a parser of the text exposition.
+//! Shared helpers of the integration tests: a simulated environment on one virtual clock
+//! (every test runs on a paused tokio runtime, so waits take no real time), a recording
+//! API observer, and a parser of the text exposition.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_cloud_lag_exporter::app::Exporter;
-use kafka_cloud_lag_exporter::clock::{ManualClock, SharedClock};
-use kafka_cloud_lag_exporter::demo::{SimEnvironment, start_environment};
-use kafka_cloud_lag_exporter::sim::SimSettings;
-use kafka_cloud_lag_exporter::sim::world::WorldSpec;
+use kafka_cloud_lag_exporter::commands::demo::{account_name, config_for};
+use kafka_cloud_lag_exporter::config::{Account, Config};
+use kafka_cloud_lag_exporter::credentials::CredentialSources;
+use kafka_cloud_lag_exporter::exporter::{Exporter, Runtime};
+use kafka_cloud_lag_exporter::model::Cloud;
+use kafka_cloud_lag_exporter::providers::{ApiObserver, ErrorKind};
+use kcle_clock::{Clock, unix_millis};
+use kcle_sim::world::{World, WorldSpec};
+use kcle_sim::{SimSettings, Simulator};
 
 /// 2023-11-14T22:13:20Z: a fixed start so that golden output is stable.
 pub const T0_SECS: u64 = 1_700_000_000;
 
-/// A simulator and an exporter sharing one manual clock.
+/// Moves virtual time forward by `d`, waking every sleeper due on the way in order.
+pub async fn advance(d: Duration) {
+    tokio::time::advance(d).await;
+}
+
+/// A running simulator and a configuration for it.
+pub struct SimEnvironment {
+    pub sim: Simulator,
+    pub config: Config,
+    /// Credential sources by account name (the simulator's keys, inline).
+    pub credentials: HashMap<String, CredentialSources>,
+}
+
+impl SimEnvironment {
+    /// The credential sources of an account of this environment.
+    pub fn resolver(&self) -> impl Fn(&Account) -> CredentialSources + Send + Sync + 'static {
+        let map = self.credentials.clone();
+        move |a: &Account| {
+            map.get(&a.name)
+                .cloned()
+                .unwrap_or_else(|| a.credential_sources())
+        }
+    }
+
+    /// What an exporter of this environment runs on.
+    pub fn runtime(&self, clock: &Clock) -> Runtime {
+        Runtime {
+            clock: clock.clone(),
+            credentials: Arc::new(self.resolver()),
+            http: kafka_cloud_lag_exporter::providers::http::client(),
+        }
+    }
+}
+
+/// Starts a simulator with a generated world on `clock` and a configuration for it.
+pub async fn start_environment(
+    spec: &WorldSpec,
+    settings: SimSettings,
+    clock: Clock,
+    poll_interval: Duration,
+) -> SimEnvironment {
+    let world = World::generate(spec, unix_millis(clock.now()));
+    let keys = (
+        settings.alibaba_keys.first().cloned(),
+        settings.tencent_keys.first().cloned(),
+    );
+    let sim = Simulator::start(settings, world.clone(), clock)
+        .await
+        .expect("simulator starts");
+    let config = config_for(&world, &sim, poll_interval);
+    let mut credentials = HashMap::new();
+    for (cloud, key) in [(Cloud::Alibaba, keys.0), (Cloud::Tencent, keys.1)] {
+        if let Some(k) = key {
+            credentials.insert(
+                account_name(cloud).to_string(),
+                CredentialSources::inline(&k.id, &k.secret, k.token.as_deref()),
+            );
+        }
+    }
+    SimEnvironment {
+        sim,
+        config,
+        credentials,
+    }
+}
+
+/// A simulator and an exporter sharing one virtual clock.
 pub struct Harness {
-    pub clock: Arc<ManualClock>,
+    pub clock: Clock,
     pub env: SimEnvironment,
     pub exporter: Arc<Exporter>,
 }
 
 impl Harness {
     pub async fn new(spec: WorldSpec, settings: SimSettings) -> Harness {
-        let clock = ManualClock::at_unix(T0_SECS);
-        let shared: SharedClock = clock.clone();
-        let env = start_environment(
-            &spec,
-            settings,
-            shared.clone(),
-            Duration::from_secs(30),
-            None,
-        )
-        .await
-        .expect("simulator starts");
-        let exporter = Exporter::new(env.config.clone(), shared, Arc::new(env.resolver()), None);
+        Harness::with_config(spec, settings, |_| {}).await
+    }
+
+    /// A harness whose configuration is edited before the exporter is built.
+    pub async fn with_config(
+        spec: WorldSpec,
+        settings: SimSettings,
+        edit: impl FnOnce(&mut Config),
+    ) -> Harness {
+        let clock = Clock::virtual_at_unix(T0_SECS);
+        let mut env =
+            start_environment(&spec, settings, clock.clone(), Duration::from_secs(30)).await;
+        edit(&mut env.config);
+        let path = std::path::Path::new("test.yaml");
+        env.config.validate(path).expect("edited config is valid");
+        let exporter = Exporter::new(env.config.clone(), env.runtime(&clock), None);
         Harness {
             clock,
             env,
@@ -46,6 +121,51 @@ impl Harness {
 
     pub fn text(&self) -> String {
         String::from_utf8(self.exporter.render()).expect("exposition is UTF-8")
+    }
+
+    /// Runs `once`'s round: discovery, then one round of polls, all of them ended.
+    pub async fn round(&self) -> kafka_cloud_lag_exporter::scheduler::RoundReport {
+        self.exporter.scheduler.run_once().await
+    }
+}
+
+/// Records every API observer call as text (`request A`, `error A kind`, `retry A`).
+#[derive(Debug, Default)]
+pub struct RecordingObserver(Mutex<Vec<String>>);
+
+impl RecordingObserver {
+    fn push(&self, event: String) {
+        self.0.lock().unwrap().push(event);
+    }
+
+    /// Every event so far, in order.
+    pub fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How many events are exactly `event`.
+    pub fn count(&self, event: &str) -> usize {
+        self.events().iter().filter(|e| *e == event).count()
+    }
+
+    /// How many events start with `prefix`.
+    pub fn count_prefix(&self, prefix: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
+    }
+}
+
+impl ApiObserver for RecordingObserver {
+    fn request(&self, _: Cloud, action: &'static str) {
+        self.push(format!("request {action}"));
+    }
+    fn error(&self, _: Cloud, action: &'static str, kind: ErrorKind) {
+        self.push(format!("error {action} {kind}"));
+    }
+    fn retry(&self, _: Cloud, action: &'static str) {
+        self.push(format!("retry {action}"));
     }
 }
 
@@ -129,34 +249,6 @@ pub fn named<'a>(samples: &'a Samples, name: &str) -> Vec<(&'a Vec<(String, Stri
 }
 
 impl Harness {
-    /// A harness whose configuration is edited before the exporter is built.
-    pub async fn with_config(
-        spec: WorldSpec,
-        settings: SimSettings,
-        edit: impl FnOnce(&mut kafka_cloud_lag_exporter::config::Config),
-    ) -> Harness {
-        let clock = ManualClock::at_unix(T0_SECS);
-        let shared: SharedClock = clock.clone();
-        let mut env = start_environment(
-            &spec,
-            settings,
-            shared.clone(),
-            Duration::from_secs(30),
-            None,
-        )
-        .await
-        .expect("simulator starts");
-        edit(&mut env.config);
-        let path = std::path::Path::new("test.yaml");
-        env.config.validate(path).expect("edited config is valid");
-        let exporter = Exporter::new(env.config.clone(), shared, Arc::new(env.resolver()), None);
-        Harness {
-            clock,
-            env,
-            exporter,
-        }
-    }
-
     /// The simulator time (Unix ms) of the last successful poll request of a group.
     pub fn answered_at(&self, cloud: Cloud, instance: &str, group: &str) -> Option<i64> {
         self.env
@@ -168,7 +260,7 @@ impl Harness {
             .find(|r| {
                 r.cloud == cloud
                     && r.outcome == "ok"
-                    && r.action == kafka_cloud_lag_exporter::providers::poll_action(cloud)
+                    && r.action == kafka_cloud_lag_exporter::providers::profile(cloud).poll_action
                     && r.group.as_deref() == Some(group)
                     && r.params.get("InstanceId").map(String::as_str) == Some(instance)
             })
@@ -243,5 +335,3 @@ impl Harness {
         checked
     }
 }
-
-use kafka_cloud_lag_exporter::model::Cloud;

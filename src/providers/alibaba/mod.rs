@@ -10,33 +10,76 @@
 //! log line or `Debug` output (the access key id is not secret and is named, so that an
 //! operator knows which key to check). Must not retry `UpdateConsumerOffset`.
 
-pub mod sign;
+pub use kcle_cloud::alibaba::sign;
 mod wire;
 
 use std::collections::HashSet;
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use kcle_clock::Instant;
 
 use serde::de::DeserializeOwned;
 
 use super::call::Caller;
 use super::http::{HttpRequest, InvalidHeader, send};
-use super::{AccountSpec, ErrorKind, Provider, ProviderDeps, ProviderError, ProviderFuture};
-use crate::clock::unix_secs;
-use crate::config::SignatureVersion;
+use super::{
+    AccountSpec, ErrorKind, OffsetWriter, Profile, Provider, ProviderDeps, ProviderError,
+    ProviderFuture,
+};
+use crate::credentials::CredentialEnv;
 use crate::credentials::Credentials;
 use crate::model::{
     Cloud, DiscoveredInstance, GroupInfo, GroupProgress, GroupState, InstanceRef,
     PartitionProgress, ResetRequest, ResetScope, ResetTarget, TopicProgress,
 };
+use kcle_clock::unix_secs;
 
-/// The alikafka API version every request names.
-pub const API_VERSION: &str = "2019-09-16";
+pub use kcle_cloud::alibaba::{
+    API_VERSION, GET_CONSUMER_LIST, GET_CONSUMER_PROGRESS, GET_INSTANCE_LIST,
+    UPDATE_CONSUMER_OFFSET,
+};
 
-const GET_CONSUMER_PROGRESS: &str = "GetConsumerProgress";
-const GET_CONSUMER_LIST: &str = "GetConsumerList";
-const GET_INSTANCE_LIST: &str = "GetInstanceList";
-const UPDATE_CONSUMER_OFFSET: &str = "UpdateConsumerOffset";
+/// Alibaba's facts for the rest of the exporter.
+pub static PROFILE: Profile = Profile {
+    cloud: Cloud::Alibaba,
+    default_endpoint: "https://alikafka.{region}.aliyuncs.com",
+    // The default credential chain of `alibabacloud-credentials` starts with these.
+    credential_env: CredentialEnv {
+        id: "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        secret: "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        token: &["ALIBABA_CLOUD_SECURITY_TOKEN"],
+    },
+    actions: kcle_cloud::alibaba::ACTIONS,
+    // Alibaba publishes no limit for these operations: a conservative budget.
+    fallback_rate: 10.0,
+    poll_action: GET_CONSUMER_PROGRESS,
+    selectable_signature: true,
+    // One answer holds every topic and partition of the group.
+    requests_per_poll: |_| 1,
+};
+
+/// Alibaba request signature versions.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureVersion {
+    /// Signature V2, HMAC-SHA1 in query parameters (Alibaba calls it discontinued, but
+    /// alikafka still accepts it).
+    V2,
+    /// Signature V3, ACS3-HMAC-SHA256 in the `Authorization` header: what the current
+    /// official SDK sends to alikafka, so the default.
+    #[default]
+    V3,
+}
+
+impl fmt::Display for SignatureVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureVersion::V2 => "v2",
+            SignatureVersion::V3 => "v3",
+        })
+    }
+}
 
 /// Groups asked for per `GetConsumerList` page. Alibaba publishes neither the default nor
 /// the maximum; a real service refuses a `PageSize` above its limit rather than capping
@@ -82,10 +125,10 @@ impl AlibabaProvider {
         &self,
         action: &'static str,
         params: &[(&'static str, String)],
-        deadline: SystemTime,
+        deadline: Instant,
         write: bool,
     ) -> Result<T, ProviderError> {
-        let attempt = |timeout| self.attempt::<T>(action, params, timeout, write);
+        let attempt = || self.attempt::<T>(action, params, write);
         if write {
             self.caller.call_once(action, deadline, attempt).await
         } else {
@@ -98,7 +141,6 @@ impl AlibabaProvider {
         &self,
         action: &'static str,
         params: &[(&'static str, String)],
-        timeout: Duration,
         write: bool,
     ) -> Result<T, ProviderError> {
         let creds = self.spec.credentials()?;
@@ -114,7 +156,7 @@ impl AlibabaProvider {
             &nonce,
         )?;
         let request = signed.to_http().map_err(|e| self.unsendable(e))?;
-        let (status, headers, body) = send(&self.http, request, timeout).await?;
+        let (status, headers, body) = send(&self.http, request).await?;
         let retry_after = retry_after(&headers);
         let ctx = AttemptContext {
             action,
@@ -154,7 +196,7 @@ impl AlibabaProvider {
         &self,
         instance: &InstanceRef,
         group: &str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> Result<wire::ConsumerProgress, ProviderError> {
         // HideLastTimestamp is left unset: LastTimestamp is what time lag is estimated from.
         let params = [
@@ -183,7 +225,7 @@ impl Provider for AlibabaProvider {
         &'a self,
         instance: &'a InstanceRef,
         group: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, GroupProgress> {
         Box::pin(async move {
             let progress = self.consumer_progress(instance, group, deadline).await?;
@@ -195,7 +237,7 @@ impl Provider for AlibabaProvider {
     fn list_groups<'a>(
         &'a self,
         instance: &'a InstanceRef,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, Vec<String>> {
         Box::pin(async move {
             let mut groups = Vec::new();
@@ -250,7 +292,7 @@ impl Provider for AlibabaProvider {
     fn list_instances<'a>(
         &'a self,
         region: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, Vec<DiscoveredInstance>> {
         Box::pin(async move {
             let params = [("RegionId", region.to_string())];
@@ -265,7 +307,7 @@ impl Provider for AlibabaProvider {
         &'a self,
         instance: &'a InstanceRef,
         group: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, GroupInfo> {
         Box::pin(async move {
             let progress = self.consumer_progress(instance, group, deadline).await?;
@@ -273,7 +315,9 @@ impl Provider for AlibabaProvider {
                 .map_err(|m| ProviderError::new(ErrorKind::BadResponse, m).retryable(false))
         })
     }
+}
 
+impl OffsetWriter for AlibabaProvider {
     fn supports_reset(&self, target: &ResetTarget) -> bool {
         // UpdateConsumerOffset resets to a time (-1 latest, -2 earliest) or to explicit
         // offsets; it has no relative shift.
@@ -285,7 +329,7 @@ impl Provider for AlibabaProvider {
         instance: &'a InstanceRef,
         group: &'a str,
         request: &'a ResetRequest,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, ()> {
         Box::pin(async move {
             let mut params = vec![

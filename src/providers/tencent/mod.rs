@@ -9,28 +9,61 @@
 //! count on its own ([`Caller`] does), and it never puts a secret, token, signature or the
 //! `Authorization` header into an error or a log line.
 
-pub mod sign;
+pub use kcle_cloud::tencent::sign;
 mod wire;
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+
+use kcle_clock::Instant;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::call::Caller;
 use super::http::{HttpRequest, InvalidHeader, send};
-use super::{AccountSpec, ErrorKind, Provider, ProviderDeps, ProviderError, ProviderFuture};
-use crate::clock::unix_secs;
+use super::{
+    AccountSpec, ErrorKind, OffsetWriter, Profile, Provider, ProviderDeps, ProviderError,
+    ProviderFuture,
+};
+use crate::credentials::CredentialEnv;
 use crate::model::{
     Cloud, DiscoveredInstance, GroupInfo, GroupProgress, GroupState, InstanceRef,
     PartitionProgress, ResetRequest, ResetScope, ResetTarget, TopicProgress,
 };
+use kcle_clock::unix_secs;
 
-/// The signing service name, whichever host (regional, intl, VPC) is used.
-const SERVICE: &str = "ckafka";
-/// `X-TC-Version` of every CKafka call.
-pub const API_VERSION: &str = "2019-08-19";
+pub use kcle_cloud::tencent::{
+    API_VERSION, BATCH_MODIFY_GROUP_OFFSETS, DESCRIBE_GROUP, DESCRIBE_GROUP_INFO,
+    DESCRIBE_GROUP_OFFSETS, DESCRIBE_INSTANCES, MODIFY_GROUP_OFFSETS, SERVICE,
+};
+
+/// Tencent's facts for the rest of the exporter.
+pub static PROFILE: Profile = Profile {
+    cloud: Cloud::Tencent,
+    default_endpoint: "https://ckafka.tencentcloudapi.com",
+    // The official SDKs read no token variable; these are the names other tools use,
+    // `TENCENTCLOUD_SESSION_TOKEN` first (reference C2).
+    credential_env: CredentialEnv {
+        id: "TENCENTCLOUD_SECRET_ID",
+        secret: "TENCENTCLOUD_SECRET_KEY",
+        token: &[
+            "TENCENTCLOUD_SESSION_TOKEN",
+            "TENCENTCLOUD_SECURITY_TOKEN",
+            "TENCENTCLOUD_TOKEN",
+        ],
+    },
+    actions: kcle_cloud::tencent::ACTIONS,
+    // BatchModifyGroupOffsets has no published limit: the smaller documented figure.
+    fallback_rate: 20.0,
+    poll_action: DESCRIBE_GROUP_OFFSETS,
+    selectable_signature: false,
+    requests_per_poll: offsets_pages,
+};
+
+/// `DescribeGroupOffsets` pages one poll of a group needs: 50 topics a page, at least one.
+fn offsets_pages(last: Option<&GroupProgress>) -> usize {
+    last.map_or(1, |p| p.topics.len().div_ceil(OFFSETS_PAGE as usize).max(1))
+}
 /// The content type we send and sign. Signed byte for byte, so it must not vary.
 const JSON: &str = "application/json";
 
@@ -95,7 +128,6 @@ impl TencentProvider {
         action: &'static str,
         region: &str,
         body: &impl Serialize,
-        timeout: Duration,
     ) -> Result<Reply<T>, ProviderError> {
         let target = self.target.as_ref().map_err(|e| {
             ProviderError::new(ErrorKind::Connection, format!("{action}: {e}")).retryable(false)
@@ -129,7 +161,7 @@ impl TencentProvider {
             payload,
         )
         .map_err(|e| self.unsendable(action, e))?;
-        let (status, _, bytes) = send(&self.http, request, timeout).await?;
+        let (status, _, bytes) = send(&self.http, request).await?;
         decode(action, status, &bytes)
     }
 
@@ -163,7 +195,7 @@ impl TencentProvider {
         &self,
         action: &'static str,
         region: &str,
-        deadline: SystemTime,
+        deadline: Instant,
         request: impl Fn(i64) -> R,
         split: impl Fn(P) -> (i64, Vec<I>),
     ) -> Result<Vec<I>, ProviderError>
@@ -177,10 +209,10 @@ impl TencentProvider {
             let body = request(offset);
             let (total, page) = self
                 .caller
-                .call(action, deadline, |timeout| {
+                .call(action, deadline, || {
                     let (body, split) = (&body, &split);
                     async move {
-                        let reply: Reply<P> = self.send(action, region, body, timeout).await?;
+                        let reply: Reply<P> = self.send(action, region, body).await?;
                         let (total, page) = split(reply.result);
                         if page.is_empty() && offset < total {
                             return Err(bad_response(format!(
@@ -210,12 +242,12 @@ impl TencentProvider {
         action: &'static str,
         region: &str,
         body: &impl Serialize,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> Result<(), ProviderError> {
         self.caller
-            .call_once(action, deadline, |timeout| async move {
+            .call_once(action, deadline, || async move {
                 let reply: Reply<wire::JgwOperateResponse> =
-                    self.send(action, region, body, timeout).await?;
+                    self.send(action, region, body).await?;
                 let r = reply.result;
                 if r.return_code == wire::RETURN_OK {
                     return Ok(());
@@ -541,12 +573,12 @@ impl Provider for TencentProvider {
         &'a self,
         instance: &'a InstanceRef,
         group: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, GroupProgress> {
         Box::pin(async move {
             let topics = self
                 .read_all(
-                    "DescribeGroupOffsets",
+                    DESCRIBE_GROUP_OFFSETS,
                     &instance.region,
                     deadline,
                     |offset| wire::DescribeGroupOffsetsRequest {
@@ -571,12 +603,12 @@ impl Provider for TencentProvider {
     fn list_groups<'a>(
         &'a self,
         instance: &'a InstanceRef,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, Vec<String>> {
         Box::pin(async move {
             let groups = self
                 .read_all(
-                    "DescribeGroup",
+                    DESCRIBE_GROUP,
                     &instance.region,
                     deadline,
                     |offset| wire::DescribeGroupRequest {
@@ -597,12 +629,12 @@ impl Provider for TencentProvider {
     fn list_instances<'a>(
         &'a self,
         region: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, Vec<DiscoveredInstance>> {
         Box::pin(async move {
             let instances = self
                 .read_all(
-                    "DescribeInstances",
+                    DESCRIBE_INSTANCES,
                     region,
                     deadline,
                     |offset| wire::DescribeInstancesRequest {
@@ -630,27 +662,29 @@ impl Provider for TencentProvider {
         &'a self,
         instance: &'a InstanceRef,
         group: &'a str,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, GroupInfo> {
-        const ACTION: &str = "DescribeGroupInfo";
+        const ACTION: &str = DESCRIBE_GROUP_INFO;
         Box::pin(async move {
             let body = wire::DescribeGroupInfoRequest {
                 instance_id: &instance.instance_id,
                 group_list: [group],
             };
             self.caller
-                .call(ACTION, deadline, |timeout| {
+                .call(ACTION, deadline, || {
                     let body = &body;
                     async move {
                         let reply: Reply<wire::GroupInfoResult> =
-                            self.send(ACTION, &instance.region, body, timeout).await?;
+                            self.send(ACTION, &instance.region, body).await?;
                         group_info(group, reply)
                     }
                 })
                 .await
         })
     }
+}
 
+impl OffsetWriter for TencentProvider {
     fn supports_reset(&self, _target: &ResetTarget) -> bool {
         // Latest, earliest and timestamps are Strategy 1, shifts Strategy 0, explicit
         // offsets BatchModifyGroupOffsets.
@@ -662,17 +696,22 @@ impl Provider for TencentProvider {
         instance: &'a InstanceRef,
         group: &'a str,
         request: &'a ResetRequest,
-        deadline: SystemTime,
+        deadline: Instant,
     ) -> ProviderFuture<'a, ()> {
         Box::pin(async move {
             match reset_call(&instance.instance_id, group, request)? {
                 ResetCall::Modify(body) => {
-                    self.write("ModifyGroupOffsets", &instance.region, &body, deadline)
+                    self.write(MODIFY_GROUP_OFFSETS, &instance.region, &body, deadline)
                         .await
                 }
                 ResetCall::Batch(body) => {
-                    self.write("BatchModifyGroupOffsets", &instance.region, &body, deadline)
-                        .await
+                    self.write(
+                        BATCH_MODIFY_GROUP_OFFSETS,
+                        &instance.region,
+                        &body,
+                        deadline,
+                    )
+                    .await
                 }
             }
         })
@@ -688,7 +727,7 @@ fn group_info(
     group: &str,
     reply: Reply<wire::GroupInfoResult>,
 ) -> Result<GroupInfo, ProviderError> {
-    const ACTION: &str = "DescribeGroupInfo";
+    const ACTION: &str = DESCRIBE_GROUP_INFO;
     let not_found = |why: &str| {
         ProviderError::new(
             ErrorKind::NotFound,

@@ -28,9 +28,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::basic_auth::Authenticator;
+use super::basic_auth::Authenticator;
+use super::config::WebConfigSource;
 use crate::metrics::CONTENT_TYPE;
-use crate::web_config::WebConfigSource;
 
 /// How long open connections may take to finish after shutdown was requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +57,8 @@ pub struct ServerState {
     pub telemetry_path: String,
     /// TLS, basic auth and extra headers; `None` serves plain HTTP to anyone.
     pub web: Option<WebProtection>,
+    /// The clock of handshake deadlines and the shutdown drain.
+    pub clock: kcle_clock::Clock,
 }
 
 /// The web configuration and the basic-auth checker (and its cache) that go with it.
@@ -89,11 +91,11 @@ pub async fn serve(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    state.clock.sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
-            _ = crate::shutdown::stopped(&mut shutdown) => break,
+            _ = crate::signals::stopped(&mut shutdown) => break,
         };
         let state = state.clone();
         // Taken before the handshake so that shutdown also waits for (and cuts short)
@@ -102,7 +104,10 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tokio::spawn(connection(stream, state, watcher, shutdown));
     }
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let drain_until = state.clock.instant() + DRAIN_TIMEOUT;
+    if state
+        .clock
+        .timeout_at(drain_until, graceful.shutdown())
         .await
         .is_err()
     {
@@ -125,7 +130,10 @@ async fn connection(
     let Some(acceptor) = tls else {
         return http(stream, state, watcher).await;
     };
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let handshake = state.clock.timeout_at(
+        state.clock.instant() + HANDSHAKE_TIMEOUT,
+        acceptor.accept(stream),
+    );
     let stream = tokio::select! {
         done = handshake => match done {
             Ok(Ok(stream)) => stream,
@@ -139,7 +147,7 @@ async fn connection(
                 return;
             }
         },
-        _ = crate::shutdown::stopped(&mut shutdown) => return,
+        _ = crate::signals::stopped(&mut shutdown) => return,
     };
     http(stream, state, watcher).await
 }

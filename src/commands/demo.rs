@@ -13,21 +13,22 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::app::{EXIT_CONFIG, EXIT_FAILURE, Exporter};
-use crate::cli::{Cli, DemoArgs, SimulatorArgs};
-use crate::clock::{SharedClock, SystemClock, unix_millis};
+use kcle_clock::{Clock, unix_millis};
+use kcle_sim::faults::{Fault, FaultRule};
+use kcle_sim::world::{World, WorldSpec};
+use kcle_sim::{SimKey, SimSettings, Simulator};
+
+use crate::cli::{Cli, DemoArgs, EXIT_CONFIG, EXIT_FAILURE, SimulatorArgs};
 use crate::config::{Account, Config, Instance, SignatureVersion, fmt_duration};
 use crate::credentials::CredentialSources;
+use crate::exporter::{Exporter, Runtime};
 use crate::model::Cloud;
-use crate::sim::faults::{Fault, FaultRule};
-use crate::sim::world::{World, WorldSpec};
-use crate::sim::{SimKey, SimSettings, Simulator};
 
 /// Default address of the demo's exporter: loopback only, the exporter's port.
 pub const DEMO_LISTEN: &str = "127.0.0.1:9758";
 
 /// A running simulator and a configuration for it.
-pub struct SimEnvironment {
+struct SimEnvironment {
     pub sim: Simulator,
     pub config: Config,
     /// Credential sources by account name (the simulator's keys, inline).
@@ -36,7 +37,7 @@ pub struct SimEnvironment {
 
 impl SimEnvironment {
     /// The credential sources of an account of this environment.
-    pub fn resolver(&self) -> impl Fn(&Account) -> CredentialSources + Send + Sync + 'static {
+    fn resolver(&self) -> impl Fn(&Account) -> CredentialSources + Send + Sync + 'static {
         let map = self.credentials.clone();
         move |a: &Account| {
             map.get(&a.name)
@@ -54,7 +55,8 @@ pub fn account_name(cloud: Cloud) -> &'static str {
     }
 }
 
-/// A configuration with one account per cloud covering every instance and group of `world`.
+/// A configuration with one account per cloud covering every instance and group of
+/// `world`, served by `sim`.
 pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Config {
     let mut accounts = Vec::new();
     for cloud in [Cloud::Alibaba, Cloud::Tencent] {
@@ -102,10 +104,10 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
 }
 
 /// Starts a simulator with a generated world and returns it with a matching config.
-pub async fn start_environment(
+async fn start_environment(
     spec: &WorldSpec,
     settings: SimSettings,
-    clock: SharedClock,
+    clock: Clock,
     poll_interval: Duration,
     addrs: Option<(SocketAddr, SocketAddr)>,
 ) -> std::io::Result<SimEnvironment> {
@@ -159,11 +161,11 @@ pub async fn run_demo(cli: &Cli, args: &DemoArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     };
-    let web = match crate::app::load_web_config(cli) {
+    let web = match super::load_web_config(cli) {
         Ok(w) => w,
         Err(code) => return code,
     };
-    let clock: SharedClock = Arc::new(SystemClock);
+    let clock = Clock::system();
     let spec = WorldSpec {
         instances_per_cloud: 2,
         groups_per_instance: 4,
@@ -197,7 +199,12 @@ pub async fn run_demo(cli: &Cli, args: &DemoArgs) -> ExitCode {
         }
     };
     let local = listener.local_addr().unwrap_or(addr);
-    let exporter = Exporter::new(env.config.clone(), clock, Arc::new(env.resolver()), None);
+    let runtime = Runtime {
+        clock,
+        credentials: Arc::new(env.resolver()),
+        http: crate::providers::http::client(),
+    };
+    let exporter = Exporter::new(env.config.clone(), runtime, None);
     println!(
         "kafka-cloud-lag-exporter demo: {} consumer groups on simulated Alibaba ({}) and Tencent ({}), polled every {}, {:.0}% of API calls failing on purpose.",
         env.config.group_count(),
@@ -214,7 +221,7 @@ pub async fn run_demo(cli: &Cli, args: &DemoArgs) -> ExitCode {
         "Open {scheme}://{local}{} (Ctrl-C to stop).",
         cli.telemetry_path
     );
-    let shutdown = crate::shutdown::on_signal();
+    let shutdown = crate::signals::on_termination();
     exporter
         .run(listener, &cli.telemetry_path, web, shutdown)
         .await;
@@ -236,7 +243,7 @@ pub async fn run_simulator(args: &SimulatorArgs) -> ExitCode {
         (Ok(a), Ok(t)) => (a, t),
         (Err(c), _) | (_, Err(c)) => return c,
     };
-    let clock: SharedClock = Arc::new(SystemClock);
+    let clock = Clock::system();
     let spec = WorldSpec {
         instances_per_cloud: args.instances,
         groups_per_instance: args.groups,
@@ -296,7 +303,7 @@ pub async fn run_simulator(args: &SimulatorArgs) -> ExitCode {
         env.config.group_count() * args.topics * args.partitions
     );
     println!("ready");
-    let mut shutdown = crate::shutdown::on_signal();
+    let mut shutdown = crate::signals::on_termination();
     let _ = shutdown.wait_for(|s| *s).await;
     // What was answered, by cloud, action and outcome (for soak runs and benchmarks).
     for ((cloud, action, outcome), n) in env.sim.state().counts() {
@@ -356,7 +363,6 @@ fn config_yaml(
     env: &SimEnvironment,
     alibaba_signature: Option<SignatureVersion>,
 ) -> String {
-    let settings = &env.sim.state().settings;
     let mut yaml = format!(
         "# Generated by `kafka-cloud-lag-exporter simulator`: points at the simulator.\n\
          poll_interval: {}\naccounts:\n",
@@ -376,7 +382,7 @@ fn config_yaml(
             account.endpoint.as_deref().unwrap_or_default(),
             id_file.display(),
             secret_file.display(),
-            rate_limits(account.cloud, settings),
+            rate_limits(account.cloud, env.sim.state()),
         ));
         for instance in &account.instances {
             yaml.push_str(&format!("      - id: {}\n        groups:\n", instance.id));
@@ -390,17 +396,11 @@ fn config_yaml(
 
 /// The `api_rate_limits` block matching the simulator's own limits, so that a
 /// generated configuration uses the budget the simulated cloud really allows.
-fn rate_limits(cloud: Cloud, settings: &SimSettings) -> String {
-    let actions = crate::providers::budget::default_rate_limits(cloud);
+fn rate_limits(cloud: Cloud, sim: &kcle_sim::SimState) -> String {
     let mut out = String::from("    api_rate_limits:\n");
-    for (action, documented) in actions {
-        let rate = match cloud {
-            Cloud::Alibaba => settings.alibaba_rate_limit,
-            Cloud::Tencent => settings
-                .tencent_rate_limit
-                .unwrap_or(crate::sim::tencent::documented_rate_limit(action).min(*documented)),
-        };
-        out.push_str(&format!("      {action}: {rate}\n"));
+    for action in crate::providers::profile(cloud).actions {
+        let rate = sim.rate_limit(cloud, action.name);
+        out.push_str(&format!("      {}: {rate}\n", action.name));
     }
     out
 }

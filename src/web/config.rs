@@ -26,8 +26,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 
-use crate::basic_auth::Users;
-use crate::client_cert::{self, ClientAuthType};
+use super::basic_auth::Users;
+use super::client_cert::{self, ClientAuthType};
 use crate::config::{ConfigError, parse_yaml};
 
 /// The file as written (exporter-toolkit's `Config`).

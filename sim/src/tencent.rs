@@ -18,8 +18,8 @@ use serde_json::{Map, Value, json};
 use super::faults::Fault;
 use super::world::{InstanceStatus, ResetTo, SimInstance, World, WorldError};
 use super::{LoggedRequest, RawRequest, SimResponse, SimState};
-use crate::model::Cloud;
-use crate::providers::tencent::sign;
+use kcle_cloud::Cloud;
+use kcle_cloud::tencent::sign;
 
 /// The only API version served.
 const VERSION: &str = "2019-08-19";
@@ -38,12 +38,17 @@ const ACTIONS: [&str; 6] = [
     "BatchModifyGroupOffsets",
 ];
 
-/// Tencent's documented per-action limits, requests per second.
-pub fn documented_rate_limit(action: &str) -> f64 {
-    match action {
-        "DescribeInstances" | "DescribeInstancesDetail" => 20.0,
-        _ => 100.0,
-    }
+/// The limit the simulator enforces for an action whose limit Tencent does not publish
+/// (`BatchModifyGroupOffsets`), requests per second.
+pub const UNPUBLISHED_RATE_LIMIT: f64 = 100.0;
+
+/// The per-action limit the simulated CKafka enforces: the documented one, from the same
+/// table the exporter's budgets start from.
+pub fn rate_limit(action: &str) -> f64 {
+    Cloud::Tencent
+        .action(action)
+        .and_then(|a| a.documented_limit)
+        .unwrap_or(UNPUBLISHED_RATE_LIMIT)
 }
 
 /// An error answer: `Response.Error.{Code,Message}`.
@@ -172,10 +177,7 @@ fn respond(
         Ok(key_id) => key_id,
         Err(f) => return rejected(f),
     };
-    let rate = state
-        .settings
-        .tencent_rate_limit
-        .unwrap_or(documented_rate_limit(action));
+    let rate = state.rate_limit(Cloud::Tencent, action);
     if state
         .take_token(Cloud::Tencent, &key_id, action, rate)
         .is_err()
@@ -741,7 +743,7 @@ fn describe_group_info(state: &SimState, p: &Params<'_>, region: &str) -> Result
                             })
                         })
                         .collect();
-                    json!({"ErrorCode": "0", "State": g.state().as_str(),
+                    json!({"ErrorCode": "0", "State": g.state(),
                            "ProtocolType": "consumer", "Protocol": "range",
                            "Members": members, "Group": name})
                 }
@@ -942,15 +944,14 @@ fn instance_status(status: InstanceStatus) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::sim::SimSettings;
-    use crate::sim::world::{WorldSpec, group_name, instance_id};
+    use crate::SimSettings;
+    use crate::world::{WorldSpec, group_name, instance_id};
 
     const NOW_S: i64 = 1_700_000_000;
     const HOST: &str = "127.0.0.1:9";
 
     fn state() -> SimState {
-        let clock = ManualClock::at_unix(NOW_S as u64);
+        let clock = kcle_clock::Clock::virtual_at_unix(NOW_S as u64);
         let world = World::generate(&WorldSpec::default(), NOW_S * 1000);
         SimState::new(SimSettings::default(), world, clock)
     }

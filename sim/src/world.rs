@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Cloud, GroupState};
+use kcle_cloud::Cloud;
 
 /// Where a partition's offsets are, as a function of time.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,12 +83,9 @@ pub struct SimGroup {
 
 impl SimGroup {
     /// The Kafka state the cloud reports.
-    pub fn state(&self) -> GroupState {
-        if self.members > 0 {
-            GroupState::Stable
-        } else {
-            GroupState::Empty
-        }
+    /// The Kafka state the cloud reports, in Kafka's spelling (`Stable`, `Empty`).
+    pub fn state(&self) -> &'static str {
+        if self.members > 0 { "Stable" } else { "Empty" }
     }
 
     fn rate(&self) -> f64 {

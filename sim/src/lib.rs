@@ -29,9 +29,9 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::clock::{SharedClock, unix_millis};
-use crate::model::Cloud;
 use faults::{Fault, FaultRule, Faults};
+use kcle_clock::{Clock, unix_millis};
+use kcle_cloud::Cloud;
 use world::World;
 
 /// A key pair the simulated cloud accepts.
@@ -51,7 +51,7 @@ pub struct SimSettings {
     /// Alibaba requests per second per key and action (the real limit is unpublished).
     pub alibaba_rate_limit: f64,
     /// Tencent requests per second per key and action, where not listed in
-    /// [`tencent::documented_rate_limit`]; `None` uses the documented limits.
+    /// [`tencent::rate_limit`]; `None` uses the documented limits.
     pub tencent_rate_limit: Option<f64>,
     /// Answer Alibaba lists in the documented odd forms where they apply: a list of one
     /// element as a single object, an empty list as `""`, and `Code` as a string.
@@ -244,7 +244,7 @@ type NonceLog = (HashMap<String, i64>, VecDeque<(i64, String)>);
 
 /// Everything the handlers share.
 pub struct SimState {
-    pub clock: SharedClock,
+    pub clock: Clock,
     pub settings: SimSettings,
     world: Mutex<World>,
     faults: Mutex<Faults>,
@@ -262,7 +262,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 const NONCE_TTL_MS: i64 = 15 * 60 * 1000;
 
 impl SimState {
-    pub fn new(settings: SimSettings, world: World, clock: SharedClock) -> Self {
+    pub fn new(settings: SimSettings, world: World, clock: Clock) -> Self {
         let seed = settings.seed;
         SimState {
             clock,
@@ -284,6 +284,17 @@ impl SimState {
     /// Reads or changes the world.
     pub fn world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         f(&mut lock(&self.world))
+    }
+
+    /// The requests per second the simulated cloud allows per key for `action`.
+    pub fn rate_limit(&self, cloud: Cloud, action: &str) -> f64 {
+        match cloud {
+            Cloud::Alibaba => self.settings.alibaba_rate_limit,
+            Cloud::Tencent => self
+                .settings
+                .tencent_rate_limit
+                .unwrap_or_else(|| tencent::rate_limit(action)),
+        }
     }
 
     /// The accepted key with this id.
@@ -410,7 +421,7 @@ impl Simulator {
     pub async fn start(
         settings: SimSettings,
         world: World,
-        clock: SharedClock,
+        clock: Clock,
     ) -> std::io::Result<Simulator> {
         let local = SocketAddr::from(([127, 0, 0, 1], 0));
         Self::start_on(settings, world, clock, local, local).await
@@ -420,7 +431,7 @@ impl Simulator {
     pub async fn start_on(
         settings: SimSettings,
         world: World,
-        clock: SharedClock,
+        clock: Clock,
         alibaba: SocketAddr,
         tencent: SocketAddr,
     ) -> std::io::Result<Simulator> {
@@ -505,7 +516,7 @@ async fn serve(
                         return Ok(plain(503, "simulator shutting down"));
                     }
                     if let Some(d) = resp.delay {
-                        tokio::time::sleep(d).await;
+                        state.clock.sleep(d).await;
                     }
                     let mut builder = hyper::Response::builder().status(resp.status);
                     for (n, v) in &resp.headers {
@@ -557,16 +568,15 @@ async fn read_request(req: hyper::Request<Incoming>) -> Result<RawRequest, hyper
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
 
-    fn state() -> (Arc<ManualClock>, SimState) {
-        let clock = ManualClock::at_unix(1_700_000_000);
+    fn state() -> (Clock, SimState) {
+        let clock = Clock::virtual_at_unix(1_700_000_000);
         let s = SimState::new(SimSettings::default(), World::default(), clock.clone());
         (clock, s)
     }
 
-    #[test]
-    fn token_bucket_limits_and_refills() {
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_limits_and_refills() {
         let (clock, s) = state();
         for _ in 0..3 {
             assert!(s.take_token(Cloud::Tencent, "k", "A", 3.0).is_ok());
@@ -577,16 +587,18 @@ mod tests {
             s.take_token(Cloud::Tencent, "k", "B", 3.0).is_ok(),
             "buckets are per action"
         );
-        clock.advance(Duration::from_millis(400));
+        tokio::time::advance(Duration::from_millis(400)).await;
+        let _ = &clock;
         assert!(s.take_token(Cloud::Tencent, "k", "A", 3.0).is_ok());
     }
 
-    #[test]
-    fn nonces_are_single_use_within_the_window() {
+    #[tokio::test(start_paused = true)]
+    async fn nonces_are_single_use_within_the_window() {
         let (clock, s) = state();
         assert!(s.use_nonce("n1"));
         assert!(!s.use_nonce("n1"));
-        clock.advance(Duration::from_secs(16 * 60));
+        tokio::time::advance(Duration::from_secs(16 * 60)).await;
+        let _ = &clock;
         assert!(s.use_nonce("n2"));
         assert!(s.use_nonce("n1"), "expired nonces are forgotten");
     }

@@ -22,8 +22,8 @@ use serde_json::{Map, Value, json};
 use super::faults::Fault;
 use super::world::{InstanceStatus, ResetTo, SimInstance, WorldError};
 use super::{LoggedRequest, RawRequest, SimKey, SimResponse, SimState};
-use crate::model::Cloud;
-use crate::providers::alibaba::sign;
+use kcle_cloud::Cloud;
+use kcle_cloud::alibaba::sign;
 
 /// The only API version served. Spelled out here rather than taken from the client, so
 /// that a client sending the wrong version is caught.
@@ -170,7 +170,7 @@ impl Call<'_> {
             Cloud::Alibaba,
             &auth.key_id,
             &op,
-            self.state.settings.alibaba_rate_limit,
+            self.state.rate_limit(Cloud::Alibaba, &op),
         ) {
             return Err(self.throttled(wait));
         }
@@ -1020,15 +1020,18 @@ fn member(group: &str, n: u32) -> (String, String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::sim::SimSettings;
-    use crate::sim::world::{World, WorldSpec, group_name, instance_id};
+    use crate::SimSettings;
+    use crate::world::{World, WorldSpec, group_name, instance_id};
 
     const NOW_SECS: u64 = 1_700_000_000;
 
     fn state(settings: SimSettings) -> SimState {
         let world = World::generate(&WorldSpec::default(), NOW_SECS as i64 * 1000);
-        SimState::new(settings, world, ManualClock::at_unix(NOW_SECS))
+        SimState::new(
+            settings,
+            world,
+            kcle_clock::Clock::virtual_at_unix(NOW_SECS),
+        )
     }
 
     fn key() -> SimKey {

@@ -10,24 +10,27 @@
 //! before/after table checked against the plan by [`verify`].
 //!
 //! Only the command line calls this module: writes to a cloud never run inside the
-//! daemon. It sees the clouds only through [`Provider`] and `model` types. Exit
+//! daemon: this is the only caller of [`providers::build_writer`]. It sees the clouds
+//! only through [`OffsetWriter`] and `model` types. Exit
 //! statuses: 0 done (or dry run), 1 a cloud call failed or the result differs from the
 //! plan, 2 refused before anything was written.
 
 use std::fmt;
 use std::io::Write;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::app::{self, CredentialResolver, EXIT_CONFIG, EXIT_FAILURE};
-use crate::cli::ResetArgs;
-use crate::clock::{SharedClock, unix_millis};
+use kcle_clock::{Instant, unix_millis};
+
+use crate::cli::{Cli, EXIT_CONFIG, EXIT_FAILURE, ResetArgs};
 use crate::config::{Account, Config};
+use crate::exporter::{Runtime, account_spec, provider_deps};
 use crate::model::{
     GroupProgress, InstanceRef, PartitionProgress, ResetRequest, ResetScope, ResetTarget,
     TopicProgress,
 };
-use crate::providers::{self, ErrorKind, NoopObserver, Provider, ProviderError};
+use crate::providers::{self, ErrorKind, NoopObserver, OffsetWriter, ProviderError};
 
 /// Why the command stopped without success.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -58,17 +61,34 @@ fn failed(message: impl Into<String>) -> ResetError {
     ResetError::Failed(message.into())
 }
 
+/// `reset-offsets` from the command line: only the named account's credentials are
+/// needed, and `reset` reads and checks them.
+pub async fn run_command(cli: &Cli, args: &ResetArgs) -> ExitCode {
+    let config = match super::cli_config(cli, false) {
+        Ok((_, config)) => config,
+        Err(code) => return code,
+    };
+    let status = run(
+        args,
+        &config,
+        &Runtime::production(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    )
+    .await;
+    ExitCode::from(status)
+}
+
 /// Runs `reset-offsets`: tables go to `out`, notices, the audit line and errors to `err`.
 /// Returns the exit status.
 pub async fn run(
     args: &ResetArgs,
     config: &Config,
-    clock: SharedClock,
-    credentials: &CredentialResolver,
+    runtime: &Runtime,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    match reset(args, config, &clock, credentials, out, err).await {
+    match reset(args, config, runtime, out, err).await {
         Ok(()) => 0,
         Err(e) => {
             // Nothing more can be done when stderr itself is gone.
@@ -81,11 +101,11 @@ pub async fn run(
 async fn reset(
     args: &ResetArgs,
     config: &Config,
-    clock: &SharedClock,
-    credentials: &CredentialResolver,
+    runtime: &Runtime,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), ResetError> {
+    let clock = &runtime.clock;
     let account = find_account(config, &args.account)?;
     let target = parse_target(args, clock.now())?;
     if matches!(target, ResetTarget::Offsets(_)) && args.topic.is_none() {
@@ -93,14 +113,15 @@ async fn reset(
     }
     // Read the key now, so that a missing one is a configuration error naming the source
     // rather than a failed call.
-    let sources = credentials(account);
+    let sources = (runtime.credentials)(account);
     crate::credentials::resolve(&sources)
         .map_err(|e| refused(format!("account {}: {e}", account.name)))?;
 
-    let http = providers::http::client();
-    let deps = app::provider_deps(config, account, &http, clock, Arc::new(NoopObserver));
-    let provider_in = |region: &str| app::account_provider(account, region, sources.clone(), &deps);
-    let deadline = || clock.now() + config.request_timeout();
+    let deps = provider_deps(config, account, runtime, Arc::new(NoopObserver));
+    let provider_in = |region: &str| {
+        providers::build_writer(account_spec(account, region, sources.clone(), clock), &deps)
+    };
+    let deadline = || clock.instant() + config.request_timeout();
 
     let region = match find_instance(config, account, &args.instance)? {
         Location::Region(r) => r.to_string(),
@@ -170,11 +191,11 @@ async fn reset(
 
 /// Reads the group's state and progress, refuses an active group, and plans the reset.
 async fn read_plan(
-    provider: &dyn Provider,
+    provider: &dyn OffsetWriter,
     instance: &InstanceRef,
     args: &ResetArgs,
     target: ResetTarget,
-    deadline: &dyn Fn() -> SystemTime,
+    deadline: &dyn Fn() -> Instant,
 ) -> Result<Plan, ResetError> {
     let group = args.group.as_str();
     let info = provider
@@ -212,11 +233,11 @@ async fn read_plan(
 
 /// Sends the plan's one write, re-reads the progress and reports partition by partition.
 async fn apply(
-    provider: &dyn Provider,
+    provider: &dyn OffsetWriter,
     instance: &InstanceRef,
     group: &str,
     plan: &Plan,
-    deadline: &dyn Fn() -> SystemTime,
+    deadline: &dyn Fn() -> Instant,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), ResetError> {
@@ -330,8 +351,8 @@ fn find_instance<'a>(
 async fn discover_region(
     account: &Account,
     id: &str,
-    provider_in: &dyn Fn(&str) -> Arc<dyn Provider>,
-    deadline: &dyn Fn() -> SystemTime,
+    provider_in: &dyn Fn(&str) -> Arc<dyn OffsetWriter>,
+    deadline: &dyn Fn() -> Instant,
 ) -> Result<String, ResetError> {
     for region in account.regions() {
         let found = provider_in(region)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::model::Cloud;
+use kcle_cloud::Cloud;
 
 /// What goes wrong with a request.
 #[derive(Clone, Debug, PartialEq)]

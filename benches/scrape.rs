@@ -5,6 +5,9 @@
 //! global allocator measures allocations, so "no per-series allocation" is checked, not
 //! assumed: allocations per scrape must not grow with the number of partitions.
 
+// A benchmark measures real time: the one-clock rule (clippy.toml) does not apply here.
+#![allow(clippy::disallowed_methods)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::Arc;

@@ -186,7 +186,9 @@ impl Server {
 
     async fn stop(self) {
         self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
+        let clock = kcle_clock::Clock::system();
+        clock
+            .timeout_at(clock.instant() + Duration::from_secs(10), self.task)
             .await
             .expect("server stops")
             .unwrap();
@@ -294,7 +296,12 @@ async fn stalled_and_garbage_handshakes_do_not_block_other_clients() {
     garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
     let mut buf = Vec::new();
     // The server answers garbage with (at most) an alert and closes the connection.
-    tokio::time::timeout(Duration::from_secs(10), garbage.read_to_end(&mut buf))
+    let clock = kcle_clock::Clock::system();
+    clock
+        .timeout_at(
+            clock.instant() + Duration::from_secs(10),
+            garbage.read_to_end(&mut buf),
+        )
         .await
         .expect("server closes the garbage connection")
         .ok();
@@ -440,6 +447,7 @@ async fn basic_auth_without_tls_and_a_changed_password_applies_without_restart()
         &[],
     )
     .await;
+    kafka_cloud_lag_exporter::providers::http::install_crypto_provider();
     let plain = || reqwest::Client::builder().no_proxy().build().unwrap();
     let metrics = |c: &reqwest::Client, pw: &str| {
         c.get(s.url("http", "/metrics"))

@@ -143,6 +143,8 @@ pub struct Scheduler {
     settings: RwLock<Settings>,
     plan: RwLock<Arc<PollPlan>>,
     targets: RwLock<Arc<Vec<GroupTarget>>>,
+    /// The keys of `targets`, to tell in a round whether a group is still polled.
+    target_keys: RwLock<Arc<HashSet<GroupKey>>>,
     discovered: Mutex<HashMap<Arc<str>, Discovered>>,
     round_budget: Mutex<HashMap<Arc<str>, f64>>,
     rediscover: Notify,
@@ -176,6 +178,7 @@ impl Scheduler {
             settings: RwLock::new(settings),
             plan: RwLock::new(Arc::new(PollPlan::default())),
             targets: RwLock::new(Arc::new(Vec::new())),
+            target_keys: RwLock::new(Arc::new(HashSet::new())),
             discovered: Mutex::new(HashMap::new()),
             round_budget: Mutex::new(HashMap::new()),
             rediscover: Notify::new(),
@@ -185,7 +188,7 @@ impl Scheduler {
             missing: Mutex::new(HashSet::new()),
             rounds: watch::channel(0).0,
         });
-        scheduler.set_plan(plan, settings);
+        scheduler.install(plan, settings);
         scheduler
     }
 
@@ -210,8 +213,14 @@ impl Scheduler {
     }
 
     /// Replaces the plan and settings (a reload). Discovered groups of accounts that
-    /// still exist are kept until the next discovery pass, which starts at once.
+    /// still exist are kept until the next discovery pass, which starts at once. A round
+    /// in progress goes on with the new targets: groups removed are not polled any more.
     pub fn set_plan(&self, plan: PollPlan, settings: Settings) {
+        self.install(plan, settings);
+        self.rediscover.notify_one();
+    }
+
+    fn install(&self, plan: PollPlan, settings: Settings) {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
         self.observer.interval_set(settings.poll_interval);
         lock(&self.discovered).retain(|name, _| {
@@ -221,7 +230,6 @@ impl Scheduler {
         });
         *self.plan.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(plan);
         self.refresh_targets();
-        self.rediscover.notify_one();
     }
 
     /// Recomputes the target list from the plan and discovery, and tells the store.
@@ -257,6 +265,7 @@ impl Scheduler {
         lock(&self.missing).retain(|k| keys.contains(k));
         self.failures.retain(|k| keys.contains(k));
         *self.targets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(targets);
+        *self.target_keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
     }
 
     /// Runs one discovery pass over every account that discovers, concurrently.
@@ -444,11 +453,14 @@ impl Scheduler {
             }
             while tasks.try_join_next().is_some() {}
             let target = targets[i].clone();
-            let Some(account) = plan.accounts.get(&target.instance.account).cloned() else {
+            let key = target.key();
+            // A reload or discovery since the round began may have removed the group.
+            let account = plan.accounts.get(&target.instance.account).cloned();
+            let targeted = read(&self.target_keys).contains(&key);
+            let (Some(account), true) = (account, targeted) else {
                 self.poll_ended(&round, None);
                 continue;
             };
-            let key = target.key();
             if !lock(&self.in_flight).insert(key.clone()) {
                 self.observer.poll_skipped(target.instance.cloud);
                 tracing::debug!(%target, "previous poll still running; skipped this round");

@@ -2,8 +2,8 @@
 //! world, both signature versions, STS tokens, every auth failure, throttling, faults,
 //! quirks, paging, discovery, group info and every kind of reset.
 //!
-//! Time is a `ManualClock` (the client's and the simulator's may differ); the only real
-//! wait is the hang test's 200 ms per-attempt timeout.
+//! Time is virtual (a paused runtime; the client's and the simulator's wall clocks may
+//! differ): the hang test's per-attempt timeout passes without a real wait.
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! The exporter against the simulator of both clouds, end to end: real HTTP, real
-//! signing, the scheduler, the store, the renderer and the server. Time is a manual clock
+//! signing, the scheduler, the store, the renderer and the server. Time is a virtual clock
 //! shared by the simulator and the exporter; nothing sleeps.
 
 mod support;
@@ -256,7 +256,7 @@ async fn transient_faults_are_retried_and_counted() {
         ),
         1.0
     );
-    // Backoff waited on the manual clock, not in real time.
+    // Backoff waited on the virtual clock, not in real time.
     assert!(h.clock.now() > start);
     assert!(unix_millis(h.clock.now()) - unix_millis(start) < 30_000);
 }

@@ -651,7 +651,7 @@ async fn refusals_exit_2_with_a_message_and_write_nothing() {
     let ali = Cloud::Alibaba;
     let tc = Cloud::Tencent;
     let log_end_5_1 = e.offsets(tc, &g)[&(T5.to_string(), 1)].1;
-    // Well ahead: the budget's pacing moves the manual clock a little with every case.
+    // Well ahead: the budget's pacing moves the virtual clock a little with every case.
     let future = e.now_ms() + 3_600_000;
     let cases: Vec<(ResetArgs, String)> = vec![
         (

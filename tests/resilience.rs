@@ -1,6 +1,6 @@
 //! Fleet scale and failure behaviour against the simulator: faults of every kind, stale
 //! series, groups and partitions that come and go, discovery, request budgets, reloads
-//! and log summaries. The simulator and the exporter share a manual clock; nothing sleeps
+//! and log summaries. The simulator and the exporter share a virtual clock; nothing sleeps
 //! except where a real per-request timeout is the thing under test.
 
 mod support;
@@ -747,4 +747,43 @@ impl Write for LogWriter {
 
 fn poll_action_of(cloud: Cloud) -> &'static str {
     kafka_cloud_lag_exporter::providers::profile(cloud).poll_action
+}
+
+/// `max_concurrency` bounds the account's requests in flight: with one slot, polls of a
+/// slow API queue behind each other instead of overlapping.
+#[tokio::test(start_paused = true)]
+async fn max_concurrency_bounds_requests_in_flight() {
+    let arrivals = |concurrency: usize| async move {
+        let h = Harness::with_config(spec(), SimSettings::default(), |c| {
+            for a in &mut c.accounts {
+                a.max_concurrency = concurrency;
+            }
+        })
+        .await;
+        h.env.sim.state().inject(
+            FaultRule::random(Fault::Delay(Duration::from_secs(1)), 1.0).cloud(Cloud::Alibaba),
+        );
+        let t0 = unix_millis(h.clock.now());
+        let report = h.round().await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        h.env
+            .sim
+            .state()
+            .requests()
+            .iter()
+            .filter(|r| r.cloud == Cloud::Alibaba)
+            .map(|r| r.at_ms - t0)
+            .collect::<Vec<_>>()
+    };
+    let parallel = arrivals(20).await;
+    let serial = arrivals(1).await;
+    assert_eq!(parallel.len(), serial.len());
+    assert!(
+        parallel.windows(2).all(|w| w[1] - w[0] == 100),
+        "budget pace: {parallel:?}"
+    );
+    assert!(
+        serial.windows(2).all(|w| w[1] - w[0] == 1000),
+        "one at a time: {serial:?}"
+    );
 }

@@ -1,6 +1,6 @@
 //! The Tencent provider against the simulated CKafka API on loopback: progress read back
 //! exactly, paging, signing and credentials, retries and their counting, timeouts, and
-//! every kind of offset reset. Time is a `ManualClock`; nothing sleeps.
+//! every kind of offset reset. Time is virtual (a paused runtime); nothing waits on the real clock.
 
 mod support;
 
@@ -464,7 +464,7 @@ async fn throttling_is_retried_and_counted() {
         .group_progress(&inst, &group_name(2), h.deadline())
         .await
         .unwrap();
-    // Backoff moved the manual clock; the answer is the world at that moment.
+    // Backoff moved the virtual clock; the answer is the world at that moment.
     assert!(h.clock.now() > start);
     assert_eq!(got, h.expected(&inst.instance_id, &group_name(2)));
     assert_eq!(h.observer.count_prefix("request DescribeGroupOffsets"), 3);

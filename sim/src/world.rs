@@ -2,7 +2,7 @@
 //! offsets move with the simulator's clock.
 //!
 //! Offsets are a pure function of time since each partition's or commit's anchor, so
-//! the world is deterministic under a manual clock and only needs updating when
+//! the world is deterministic under a virtual clock and only needs updating when
 //! something changes (a reset, a member leaving, a partition being added).
 
 use std::collections::BTreeMap;

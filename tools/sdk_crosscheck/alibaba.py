@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent proof of the Alibaba (alikafka) signing and simulator with the official SDKs.
 
-Needs a virtualenv with the official packages (see cloud-apis.md Part D1):
+Needs a virtualenv with the official packages (see ../shared/reference/cloud-apis.md, Part D1):
     aliyun-python-sdk-core==2.16.1 alibabacloud-openapi-util==0.2.4
     alibabacloud-tea-openapi==0.4.6 alibabacloud-alikafka20190916==2.16.0
 

@@ -1,6 +1,6 @@
 //! The JSON answers of alikafka (API 2019-09-16) as serde types, and nothing else.
 //!
-//! Owns the field names and the tolerance rules of `cloud-apis.md` A5.1: every list sits in
+//! Owns the field names and the tolerance rules of the project reference `../shared/reference/cloud-apis.md` (A5.1, from the SDK model and the GetConsumerProgress docs): every list sits in
 //! an XML-derived wrapper object (`"TopicList": {"TopicList": [...]}`) and may come as an
 //! array, a single object, `null`, `""` or not at all; every leaf is optional; `Code` is an
 //! integer in alikafka answers and a string in gateway errors; `state` is lower-case; every

@@ -4,7 +4,7 @@
 //! Owns the RFC 3986 encoder, the canonical forms, the strings to sign, the signatures and
 //! the `yyyy-MM-ddTHH:mm:ssZ` timestamps both versions use. Every stage is a separate
 //! function so that each can be compared with the vendor's published examples (the unit
-//! tests below reproduce every vector of `cloud-apis.md` Part D2).
+//! tests below reproduce every published vector listed in `../shared/reference/cloud-apis.md`, Part D2).
 //!
 //! Must not do I/O, read a clock or a random source: time and nonce are arguments. The
 //! simulator verifies requests with these same functions; `tools/sdk_crosscheck/alibaba.py`

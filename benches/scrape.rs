@@ -75,12 +75,18 @@ fn store(groups: usize, at: SystemTime) -> Store {
                             log_end: 1_000_500 + (g as i64 % 1000),
                             last_consumed_ms: (t.instance.cloud == Cloud::Alibaba)
                                 .then_some(1_700_000_000_000),
-                            lag_seconds: Some(12.5),
+                            time_lag: Some(kafka_cloud_lag_exporter::model::TimeLag {
+                                seconds: 12.5,
+                                min_seconds: 10.0,
+                                max_seconds: Some(15.0),
+                                method:
+                                    kafka_cloud_lag_exporter::model::TimeLagMethod::Interpolated,
+                            }),
                         })
                         .collect(),
                 })
                 .collect(),
-            state: None,
+            info: None,
         };
         store.record_success(t, progress, at);
     }

@@ -79,7 +79,27 @@ impl GroupState {
         }
     }
 
+    /// Every state, in label order.
+    pub const ALL: [GroupState; 6] = [
+        GroupState::Stable,
+        GroupState::Empty,
+        GroupState::PreparingRebalance,
+        GroupState::CompletingRebalance,
+        GroupState::Dead,
+        GroupState::Unknown,
+    ];
+
+    /// The value of the `state` label: Kafka's spelling, `unknown` for anything else.
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupState::Unknown => "unknown",
+            other => other.as_str(),
+        }
+    }
+
     /// Parses both clouds' spellings (`STABLE`, `Stable`, `PREPARING_REBALANCE`, ...).
+    /// States the clouds may add (the new consumer protocol of KIP-848 has its own) are
+    /// `Unknown`; callers log the raw value.
     pub fn parse(s: &str) -> GroupState {
         let norm: String = s
             .chars()
@@ -110,8 +130,9 @@ impl GroupState {
 pub struct GroupProgress {
     /// Topics sorted by name, each with partitions sorted by number.
     pub topics: Vec<TopicProgress>,
-    /// The group's Kafka state, when the cloud reports it in the same answer.
-    pub state: Option<GroupState>,
+    /// The group's state, members and last rebalance, when the cloud reports them in the
+    /// same answer (Alibaba); others read them separately.
+    pub info: Option<GroupInfo>,
 }
 
 impl GroupProgress {
@@ -167,8 +188,47 @@ pub struct PartitionProgress {
     /// When the last message the group consumed was produced, in Unix milliseconds;
     /// `None` when the cloud does not know (Alibaba sends -1).
     pub last_consumed_ms: Option<i64>,
-    /// Estimated time lag, in seconds, filled in by the scheduler (see `timelag`).
-    pub lag_seconds: Option<f64>,
+    /// Estimated time lag, filled in by the scheduler (see `timelag`).
+    pub time_lag: Option<TimeLag>,
+}
+
+/// How long ago the oldest unconsumed message (the one at the committed offset) was
+/// produced, as of the poll: an estimate and the bounds the facts allow.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeLag {
+    /// The estimate, seconds; never below `min_seconds`.
+    pub seconds: f64,
+    /// What the facts guarantee at least.
+    pub min_seconds: f64,
+    /// What the facts guarantee at most; `None` when nothing bounds it from above (the
+    /// message is older than everything observed).
+    pub max_seconds: Option<f64>,
+    pub method: TimeLagMethod,
+}
+
+impl TimeLag {
+    /// No lag: the group has consumed everything produced.
+    pub const CAUGHT_UP: TimeLag = TimeLag {
+        seconds: 0.0,
+        min_seconds: 0.0,
+        max_seconds: Some(0.0),
+        method: TimeLagMethod::CaughtUp,
+    };
+}
+
+/// Which facts a time lag rests on (see docs/metrics.md for the error bound of each).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimeLagMethod {
+    /// Lag 0: nothing to consume.
+    CaughtUp,
+    /// The produce time of the message itself, read from the cloud (Tencent probe).
+    Exact,
+    /// Between two log-end observations that straddle the message, interpolated.
+    Interpolated,
+    /// The message is older than every log-end observation: extrapolated at the observed
+    /// rate or from the cloud's timestamp of the message before it, and never less than
+    /// the time since the log end was first seen.
+    BeforeHistory,
 }
 
 impl PartitionProgress {
@@ -181,12 +241,26 @@ impl PartitionProgress {
     }
 }
 
-/// A consumer group's membership as the cloud reports it, for `reset-offsets` checks.
+/// A consumer group's state and membership as the cloud reports them (`reset-offsets`
+/// checks them; the exporter exports them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupInfo {
     pub state: GroupState,
     /// Connected members, where the cloud lists them.
     pub members: Option<u32>,
+    /// The last rebalance, where the cloud reports it (Alibaba `RebalanceInfoList`).
+    pub rebalance: Option<Rebalance>,
+}
+
+/// A consumer group's last rebalance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rebalance {
+    /// Rebalances so far (the group generation).
+    pub generation: Option<i64>,
+    /// When the last rebalance happened, Unix milliseconds.
+    pub last_ms: Option<i64>,
+    pub succeeded: Option<bool>,
+    pub duration_ms: Option<i64>,
 }
 
 impl GroupInfo {

@@ -1,156 +1,606 @@
-//! Estimated time lag: how long ago the oldest unconsumed message was produced.
+//! Time lag: how long ago the oldest unconsumed message (the one at the committed offset)
+//! was produced, with the bounds the facts allow.
 //!
-//! Where the cloud gives the produce time of the last consumed message (Alibaba
-//! `LastTimestamp`), the estimate is the poll time minus it: an upper bound, since the
-//! next message was produced after it. Otherwise the estimate comes from each partition's
-//! log-end offset history (seen at every poll of any group reading it): the time at which
-//! the log end passed the group's committed offset, interpolated between the two
-//! surrounding observations, or extrapolated from the average rate when the committed
-//! offset is older than the history. The history keeps [`MAX_POINTS`] observations and
-//! thins its older half when full, so it reaches back further at coarser resolution.
+//! The facts: every poll of any group reading a partition observes its log-end offset, so
+//! the message at offset `c` was produced after the last observation whose log end was
+//! still `≤ c` and no later than the first whose log end was `> c`; Alibaba's
+//! `LastTimestamp` is the produce time of the message before it, so it was produced after
+//! that; a probe (Tencent `FetchMessageListByOffset`) gives its produce time exactly.
+//! The estimate combines them into the tightest bracket and interpolates inside it; a
+//! message older than every observation is extrapolated at the observed rate (or put at
+//! `LastTimestamp`), and never reported younger than the first observation of its log end.
+//! A committed offset that does not move keeps the bracket it first got, so a stopped
+//! consumer's estimate stays as precise as it was when the offset was recent.
+//!
+//! Memory is bounded: [`MAX_POINTS`] observations per partition (the first kept, segments
+//! below every group's committed offset trimmed, the older half thinned when full), state
+//! released when a partition is not seen for [`FORGET_AFTER`]. The history can be saved to
+//! `state_dir` and loaded at start (see [`Estimator::save`]), so that it survives restarts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use crate::model::{Cloud, GroupProgress};
 use kcle_clock::unix_millis;
+use serde::{Deserialize, Serialize};
 
-/// Observations kept per partition.
-pub const MAX_POINTS: usize = 64;
+use crate::model::{Cloud, GroupProgress, TimeLag, TimeLagMethod};
+
+/// Log-end observations kept per partition.
+pub const MAX_POINTS: usize = 12;
 
 /// Partitions not observed for this long are forgotten.
-const FORGET_AFTER_MS: i64 = 6 * 3600 * 1000;
+pub const FORGET_AFTER: Duration = Duration::from_secs(6 * 3600);
 
-/// Log-end offsets of one partition over time: (Unix ms, offset), oldest first.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct OffsetHistory {
-    points: VecDeque<(i64, i64)>,
+/// The name and version of the saved history, checked when it is loaded.
+const STATE_FORMAT: &str = "kafka-cloud-lag-exporter/timelag";
+const STATE_VERSION: u32 = 1;
+/// The file in `state_dir`.
+pub const STATE_FILE: &str = "timelag.json.gz";
+
+/// Log-end offsets of one partition over time, oldest first: times as milliseconds after
+/// `base_ms` (so a point is 12 bytes), offsets non-decreasing. A run of polls that saw the
+/// same log end keeps its first and its last time: the first bounds an idle backlog's age
+/// from below, the last bounds the next message's produce time from below.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    base_ms: i64,
+    times: Vec<u32>,
+    ends: Vec<i64>,
 }
 
-impl OffsetHistory {
+impl History {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn at(&self, i: usize) -> (i64, i64) {
+        (self.base_ms + i64::from(self.times[i]), self.ends[i])
+    }
+
     /// Adds an observation; ignores ones not newer than the last.
     pub fn observe(&mut self, at_ms: i64, log_end: i64) {
-        if let Some(&(last_at, last_end)) = self.points.back() {
+        if let Some(i) = self.len().checked_sub(1) {
+            let (last_at, last_end) = self.at(i);
             if at_ms <= last_at {
                 return;
             }
-            if log_end < last_end {
-                // The log end went backwards (topic recreated): older history is void.
-                self.points.clear();
-            } else if log_end == last_end && self.points.len() >= 2 {
-                // No progress: move the newest point instead of adding one, keeping the
-                // moment the log end was first seen at this offset.
-                let prev = self.points[self.points.len() - 2];
-                if prev.1 == log_end {
-                    self.points.back_mut().expect("non-empty").0 = at_ms;
-                    return;
-                }
+            if log_end < last_end || at_ms - self.base_ms > i64::from(u32::MAX) {
+                // The log end went backwards (topic recreated) or the history spans more
+                // than 49 days: start over.
+                *self = History::default();
+            } else if log_end == last_end && i >= 1 && self.ends[i - 1] == log_end {
+                self.times[i] = (at_ms - self.base_ms) as u32;
+                return;
             }
         }
-        if self.points.len() >= MAX_POINTS {
+        if self.ends.is_empty() {
+            self.base_ms = at_ms;
+        }
+        if self.len() >= MAX_POINTS {
             self.thin();
         }
-        self.points.push_back((at_ms, log_end));
+        self.times.push((at_ms - self.base_ms) as u32);
+        self.ends.push(log_end);
     }
 
-    /// Drops every second point of the older half.
+    /// Drops every second point of the older half, keeping the first.
     fn thin(&mut self) {
-        let half = self.points.len() / 2;
-        let mut idx = 0;
-        self.points.retain(|_| {
-            let keep = idx >= half || idx % 2 == 0;
-            idx += 1;
-            keep
-        });
+        let half = self.len() / 2;
+        let keep: Vec<bool> = (0..self.len()).map(|i| i >= half || i % 2 == 0).collect();
+        let mut k = keep.iter();
+        self.times
+            .retain(|_| *k.next().expect("one flag per point"));
+        let mut k = keep.iter();
+        self.ends.retain(|_| *k.next().expect("one flag per point"));
     }
 
-    /// When (Unix ms) the message at `offset` was produced, i.e. when the log end first
-    /// exceeded it. `None` with fewer than two observations, when the message is not yet
-    /// produced, or when the history saw no production at all.
-    pub fn produced_at(&self, offset: i64) -> Option<f64> {
-        if self.points.len() < 2 {
+    /// Drops the points of segments that lie wholly below `min_committed` (no message any
+    /// group still has to consume was produced in them), keeping the first point.
+    fn trim_below(&mut self, min_committed: i64) {
+        // Point i can go when point i + 1 still had a log end ≤ min_committed: the segment
+        // (i, i + 1] produced only messages below it. The first point stays.
+        let mut drop = 0;
+        while 1 + drop + 1 < self.len() && self.ends[1 + drop + 1] <= min_committed {
+            drop += 1;
+        }
+        if drop > 0 {
+            self.times.drain(1..1 + drop);
+            self.ends.drain(1..1 + drop);
+        }
+    }
+
+    /// The observed production rate, messages per millisecond, if any was seen.
+    fn rate(&self) -> Option<f64> {
+        let (first_at, first_end) = self.at(0);
+        let (last_at, last_end) = self.at(self.len() - 1);
+        (last_end > first_end && last_at > first_at)
+            .then(|| (last_end - first_end) as f64 / (last_at - first_at) as f64)
+    }
+
+    /// Where the message at `offset` was produced, as far as the observations tell.
+    /// `None` before the first observation or when it is not produced yet.
+    pub fn bracket(&self, offset: i64) -> Option<Bracket> {
+        if self.ends.is_empty() || offset >= self.ends[self.len() - 1] {
             return None;
         }
-        let target = offset + 1;
-        let (first_at, first_end) = *self.points.front().expect("len >= 2");
-        let (last_at, last_end) = *self.points.back().expect("len >= 2");
-        if target > last_end {
-            return None;
+        let i = self.ends.iter().position(|e| *e > offset)?;
+        let (hi, end_hi) = self.at(i);
+        if i == 0 {
+            // Older than the history: at the observed rate it was produced this long
+            // before the first observation; with no rate, the first observation is all
+            // that is known (a lower bound on its age).
+            let est = match self.rate() {
+                Some(rate) => hi as f64 - (end_hi - offset - 1) as f64 / rate,
+                None => hi as f64,
+            };
+            return Some(Bracket { lo: None, hi, est });
         }
-        if target <= first_end {
-            // Older than the history: extrapolate backwards at the average rate.
-            if last_end == first_end {
-                return None;
-            }
-            let rate = (last_end - first_end) as f64 / (last_at - first_at) as f64;
-            return Some(first_at as f64 - (first_end - target) as f64 / rate);
-        }
-        let mut prev = (first_at, first_end);
-        for &(at, end) in self.points.iter().skip(1) {
-            if end >= target {
-                let frac = (target - prev.1) as f64 / (end - prev.1) as f64;
-                return Some(prev.0 as f64 + frac * (at - prev.0) as f64);
-            }
-            prev = (at, end);
-        }
-        None
+        let (lo, end_lo) = self.at(i - 1);
+        // The message at `offset` appeared when the log end reached offset + 1.
+        let frac = (offset + 1 - end_lo) as f64 / (end_hi - end_lo) as f64;
+        Some(Bracket {
+            lo: Some(lo),
+            hi,
+            est: lo as f64 + frac * (hi - lo) as f64,
+        })
+    }
+
+    /// Bytes this history holds on the heap.
+    fn heap_bytes(&self) -> usize {
+        self.times.capacity() * 4 + self.ends.capacity() * 8
     }
 }
 
-type PartitionKey = (Cloud, Arc<str>, String, i32);
+/// Where a message's produce time lies: after `lo` (exclusive; `None`: no lower bound),
+/// no later than `hi`, and the estimate `est` in between (Unix ms).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bracket {
+    pub lo: Option<i64>,
+    pub hi: i64,
+    pub est: f64,
+}
+
+impl Bracket {
+    /// Narrows the lower bound to `after` (the message was produced after it), if that
+    /// does not contradict the upper bound (a clock skew between cloud and exporter).
+    fn produced_after(mut self, after: i64) -> Bracket {
+        if after <= self.hi && self.lo.is_none_or(|lo| after > lo) {
+            self.lo = Some(after);
+            self.est = self.est.max(after as f64);
+        }
+        self
+    }
+
+    /// The time lag at `at_ms`.
+    fn time_lag(&self, at_ms: i64, method: TimeLagMethod) -> TimeLag {
+        let secs = |ms: f64| (ms / 1000.0).max(0.0);
+        let min = secs((at_ms - self.hi) as f64);
+        TimeLag {
+            seconds: secs(at_ms as f64 - self.est).max(min),
+            min_seconds: min,
+            max_seconds: self.lo.map(|lo| secs((at_ms - lo) as f64)),
+            method,
+        }
+    }
+
+    /// Width of the bracket in milliseconds; unbounded without a lower bound.
+    fn width(&self) -> f64 {
+        self.lo.map_or(f64::INFINITY, |lo| (self.hi - lo) as f64)
+    }
+}
+
+/// What the estimator keeps for one group on one partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Commit {
+    group: Arc<str>,
+    offset: i64,
+    /// The bracket the offset got when first seen with both bounds; kept while it does
+    /// not move.
+    frozen: Option<Bracket>,
+    /// The produce time of the message at `offset`, read by a probe.
+    probed_ms: Option<i64>,
+    /// The width of the last estimate's bracket, ms (for choosing what to probe).
+    #[serde(skip)]
+    uncertainty: f64,
+    /// The last lag in messages (for choosing what to probe).
+    #[serde(skip)]
+    lag: i64,
+}
+
+/// Everything kept for one partition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct PartitionState {
+    history: History,
+    commits: Vec<Commit>,
+    seen_ms: i64,
+}
+
+/// A partition: cloud, instance, topic and number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionKey {
+    pub cloud: Cloud,
+    pub instance: Arc<str>,
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+/// A partition whose message at the committed offset a probe should read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeCandidate {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The saved form of the estimator.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    format: String,
+    version: u32,
+    partitions: Vec<(PartitionKey, PartitionState)>,
+}
+
+/// Why a saved history was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a time-lag history of this exporter (or is damaged): {reason}")]
+    Foreign { path: String, reason: String },
+}
 
 /// Offset histories of every partition seen, and the estimator over them.
 #[derive(Debug, Default)]
 pub struct Estimator {
-    histories: HashMap<PartitionKey, (i64, OffsetHistory)>,
+    partitions: HashMap<PartitionKey, PartitionState>,
+    /// Interned topic names, so that the keys of a topic's partitions share one string.
+    topics: std::collections::HashSet<Arc<str>>,
 }
 
 impl Estimator {
-    /// Records the poll's log-end offsets and fills in `lag_seconds` of every partition.
+    fn key(
+        &mut self,
+        cloud: Cloud,
+        instance: &Arc<str>,
+        topic: &str,
+        partition: i32,
+    ) -> PartitionKey {
+        let topic = match self.topics.get(topic) {
+            Some(t) => t.clone(),
+            None => {
+                let t: Arc<str> = topic.into();
+                self.topics.insert(t.clone());
+                t
+            }
+        };
+        PartitionKey {
+            cloud,
+            instance: instance.clone(),
+            topic,
+            partition,
+        }
+    }
+
+    /// Records the poll's log-end offsets and fills in the time lag of every partition
+    /// of `group`'s progress, as of `at`.
     pub fn enrich(
         &mut self,
         cloud: Cloud,
-        instance_id: &Arc<str>,
+        instance: &Arc<str>,
+        group: &Arc<str>,
         progress: &mut GroupProgress,
         at: SystemTime,
     ) {
-        let now_ms = unix_millis(at);
+        let at_ms = unix_millis(at);
         for topic in &mut progress.topics {
             for p in &mut topic.partitions {
-                let key = (cloud, instance_id.clone(), topic.topic.clone(), p.partition);
-                let (seen, history) = self.histories.entry(key).or_default();
-                *seen = now_ms;
-                history.observe(now_ms, p.log_end);
-                p.lag_seconds = match p.lag() {
-                    None => None,
-                    Some(0) => Some(0.0),
-                    Some(_) => match p.last_consumed_ms {
-                        Some(ts) => Some((now_ms - ts).max(0) as f64 / 1000.0),
-                        None => p
-                            .committed
-                            .and_then(|c| history.produced_at(c))
-                            .map(|t| ((now_ms as f64 - t) / 1000.0).max(0.0)),
-                    },
+                let key = self.key(cloud, instance, &topic.topic, p.partition);
+                let state = self.partitions.entry(key).or_default();
+                state.seen_ms = at_ms;
+                state.history.observe(at_ms, p.log_end);
+                p.time_lag = match p.committed {
+                    None => {
+                        state.commits.retain(|c| c.group != *group);
+                        None
+                    }
+                    Some(c) => state.estimate(group, c, p.log_end, p.last_consumed_ms, at_ms),
                 };
+                if let Some(min) = state.commits.iter().map(|c| c.offset).min() {
+                    state.history.trim_below(min);
+                }
             }
         }
     }
 
-    /// Forgets partitions not observed for a long time (topics deleted, groups gone).
+    /// Records a probe: the message at `offset` of the partition was produced at `at_ms`.
+    pub fn record_probe(
+        &mut self,
+        cloud: Cloud,
+        instance: &Arc<str>,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        produced_ms: i64,
+    ) {
+        let key = self.key(cloud, instance, topic, partition);
+        if let Some(state) = self.partitions.get_mut(&key) {
+            for c in state.commits.iter_mut().filter(|c| c.offset == offset) {
+                c.probed_ms = Some(produced_ms);
+            }
+        }
+    }
+
+    /// Up to `n` partitions of `instance` worth probing, most uncertain first (an open
+    /// bracket before a wide one), then largest lag; offsets already probed are skipped.
+    pub fn probe_candidates(&self, cloud: Cloud, instance: &str, n: usize) -> Vec<ProbeCandidate> {
+        let mut out: Vec<(f64, i64, ProbeCandidate)> = self
+            .partitions
+            .iter()
+            .filter(|(k, _)| k.cloud == cloud && &*k.instance == instance)
+            .flat_map(|(k, s)| {
+                s.commits
+                    .iter()
+                    .filter(|c| c.probed_ms.is_none() && c.lag > 0)
+                    .map(move |c| {
+                        (
+                            c.uncertainty,
+                            c.lag,
+                            ProbeCandidate {
+                                topic: k.topic.clone(),
+                                partition: k.partition,
+                                offset: c.offset,
+                            },
+                        )
+                    })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then(b.1.cmp(&a.1))
+                .then_with(|| (&a.2.topic, a.2.partition).cmp(&(&b.2.topic, b.2.partition)))
+        });
+        out.dedup_by(|a, b| a.2 == b.2);
+        out.into_iter().take(n).map(|(_, _, c)| c).collect()
+    }
+
+    /// Forgets partitions not observed for [`FORGET_AFTER`] (topics deleted, groups gone)
+    /// and groups no longer polled.
     pub fn forget_old(&mut self, now: SystemTime) {
         let now_ms = unix_millis(now);
-        self.histories
-            .retain(|_, (seen, _)| now_ms - *seen <= FORGET_AFTER_MS);
+        let limit = FORGET_AFTER.as_millis() as i64;
+        self.partitions.retain(|_, s| now_ms - s.seen_ms <= limit);
+        let used: std::collections::HashSet<&Arc<str>> =
+            self.partitions.keys().map(|k| &k.topic).collect();
+        let unused: Vec<Arc<str>> = self
+            .topics
+            .iter()
+            .filter(|t| !used.contains(t))
+            .cloned()
+            .collect();
+        for t in unused {
+            self.topics.remove(&t);
+        }
     }
 
     /// Partitions tracked.
     pub fn len(&self) -> usize {
-        self.histories.len()
+        self.partitions.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.histories.is_empty()
+        self.partitions.is_empty()
+    }
+
+    /// An estimate of the heap this estimator holds, in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        let per_entry =
+            std::mem::size_of::<PartitionKey>() + std::mem::size_of::<PartitionState>() + 8;
+        self.partitions.capacity() * per_entry
+            + self
+                .partitions
+                .values()
+                .map(|s| {
+                    s.history.heap_bytes() + s.commits.capacity() * std::mem::size_of::<Commit>()
+                })
+                .sum::<usize>()
+            + self.topics.iter().map(|t| t.len() + 16).sum::<usize>()
+    }
+
+    /// Writes the history to `dir` atomically (a temporary file, then a rename).
+    pub fn save(&self, dir: &Path) -> Result<usize, StateError> {
+        let path = dir.join(STATE_FILE);
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        let err = |p: &Path| {
+            let path = p.display().to_string();
+            move |source| StateError::Write { path, source }
+        };
+        let mut partitions: Vec<(PartitionKey, PartitionState)> = self
+            .partitions
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        partitions.sort_by(|a, b| a.0.cmp(&b.0));
+        let n = partitions.len();
+        let saved = Saved {
+            format: STATE_FORMAT.into(),
+            version: STATE_VERSION,
+            partitions,
+        };
+        std::fs::create_dir_all(dir).map_err(err(dir))?;
+        let file = std::fs::File::create(&tmp).map_err(err(&tmp))?;
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        serde_json::to_writer(&mut gz, &saved).map_err(|e| StateError::Write {
+            path: tmp.display().to_string(),
+            source: e.into(),
+        })?;
+        let file = gz.finish().map_err(err(&tmp))?;
+        file.sync_all().map_err(err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(err(&path))?;
+        Ok(n)
+    }
+
+    /// Reads a history saved by [`Estimator::save`]; `Ok(None)` when there is none yet.
+    pub fn load(dir: &Path) -> Result<Option<Estimator>, StateError> {
+        let path = dir.join(STATE_FILE);
+        let shown = path.display().to_string();
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: shown,
+                    source,
+                });
+            }
+        };
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(file)
+            .read_to_end(&mut text)
+            .map_err(|e| StateError::Foreign {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        let saved: Saved = serde_json::from_slice(&text).map_err(|e| StateError::Foreign {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        if saved.format != STATE_FORMAT || saved.version != STATE_VERSION {
+            return Err(StateError::Foreign {
+                path: shown,
+                reason: format!(
+                    "format {:?} version {}, expected {STATE_FORMAT:?} version {STATE_VERSION}",
+                    saved.format, saved.version
+                ),
+            });
+        }
+        let mut est = Estimator::default();
+        for (mut key, state) in saved.partitions {
+            if state.history.times.len() != state.history.ends.len()
+                || state.history.len() > MAX_POINTS
+            {
+                return Err(StateError::Foreign {
+                    path: shown,
+                    reason: "a history of the wrong shape".into(),
+                });
+            }
+            key.topic = est
+                .key(key.cloud, &key.instance, &key.topic, key.partition)
+                .topic;
+            est.partitions.insert(key, state);
+        }
+        Ok(Some(est))
+    }
+}
+
+impl PartitionState {
+    /// The time lag of `group` at committed offset `offset`, updating what is kept for it;
+    /// `None` when nothing is known yet (a first observation without a cloud timestamp).
+    fn estimate(
+        &mut self,
+        group: &Arc<str>,
+        offset: i64,
+        log_end: i64,
+        previous_produced_ms: Option<i64>,
+        at_ms: i64,
+    ) -> Option<TimeLag> {
+        let i = match self.commits.iter().position(|c| c.group == *group) {
+            Some(i) => i,
+            None => {
+                self.commits.push(Commit {
+                    group: group.clone(),
+                    offset,
+                    frozen: None,
+                    probed_ms: None,
+                    uncertainty: 0.0,
+                    lag: 0,
+                });
+                self.commits.len() - 1
+            }
+        };
+        let commit = &mut self.commits[i];
+        if commit.offset != offset {
+            *commit = Commit {
+                group: group.clone(),
+                offset,
+                frozen: None,
+                probed_ms: None,
+                uncertainty: 0.0,
+                lag: 0,
+            };
+        }
+        commit.lag = (log_end - offset).max(0);
+        if offset >= log_end {
+            commit.uncertainty = 0.0;
+            return Some(TimeLag::CAUGHT_UP);
+        }
+        if let Some(ms) = commit.probed_ms {
+            commit.uncertainty = 0.0;
+            return Some(
+                Bracket {
+                    lo: Some(ms),
+                    hi: ms,
+                    est: ms as f64,
+                }
+                .time_lag(at_ms, TimeLagMethod::Exact),
+            );
+        }
+        let bracket = commit.frozen.or_else(|| self.history.bracket(offset));
+        let Some(mut bracket) = bracket else {
+            // Not produced as far as the history knows (an offset beyond a log end that
+            // went backwards): nothing to estimate from.
+            commit.uncertainty = f64::INFINITY;
+            return None;
+        };
+        if commit.frozen.is_none() && bracket.lo.is_some() {
+            commit.frozen = Some(bracket);
+        }
+        let method = if bracket.lo.is_some() {
+            TimeLagMethod::Interpolated
+        } else {
+            TimeLagMethod::BeforeHistory
+        };
+        if let Some(after) = previous_produced_ms {
+            let open = bracket.lo.is_none();
+            bracket = bracket.produced_after(after);
+            if open && self.history.rate().is_none() {
+                // Nothing was produced while observed: the backlog is older than the
+                // history, and the message before it is the best clue to its age.
+                bracket.est = after as f64;
+            }
+        }
+        commit.uncertainty = bracket.width();
+        let lag = bracket.time_lag(at_ms, method);
+        // A first observation says only "produced by now": no estimate rather than 0.
+        let informed =
+            lag.min_seconds > 0.0 || lag.max_seconds.is_some() || self.history.rate().is_some();
+        informed.then_some(lag)
+    }
+}
+
+/// Loads the saved history from `dir`, or starts empty: a missing file is the first run,
+/// a corrupt or foreign one is ignored with one warning (never a crash).
+pub fn load_or_start(dir: &Path) -> Estimator {
+    match Estimator::load(dir) {
+        Ok(Some(est)) => {
+            tracing::info!(partitions = est.len(), dir = %dir.display(), "time-lag history loaded");
+            est
+        }
+        Ok(None) => Estimator::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the saved time-lag history; estimates start afresh");
+            Estimator::default()
+        }
     }
 }
 
@@ -158,105 +608,245 @@ impl Estimator {
 mod tests {
     use super::*;
     use crate::model::{PartitionProgress, TopicProgress};
-    use std::time::Duration;
 
-    #[test]
-    fn interpolates_between_observations() {
-        let mut h = OffsetHistory::default();
-        h.observe(0, 100);
-        h.observe(10_000, 200);
-        h.observe(20_000, 400);
-        // Message 149 was produced when the log end reached 150: halfway through the first span.
-        assert_eq!(h.produced_at(149), Some(5_000.0));
-        // Message 299 when the log end reached 300: halfway through the second.
-        assert_eq!(h.produced_at(299), Some(15_000.0));
-        // Not yet produced.
-        assert_eq!(h.produced_at(400), None);
-        // Older than the history: extrapolated at 300 msgs / 20 s.
-        let t = h.produced_at(39).unwrap();
-        assert!((t - -4_000.0).abs() < 1e-6, "{t}");
+    fn history(points: &[(i64, i64)]) -> History {
+        let mut h = History::default();
+        for &(t, e) in points {
+            h.observe(t, e);
+        }
+        h
     }
 
     #[test]
-    fn idle_partition_keeps_first_time_at_offset() {
-        let mut h = OffsetHistory::default();
-        h.observe(0, 100);
-        h.observe(10_000, 200);
-        h.observe(20_000, 200);
-        h.observe(30_000, 200);
-        assert_eq!(h.points.len(), 3);
-        assert_eq!(h.points[1], (10_000, 200));
-        assert_eq!(h.points[2], (30_000, 200));
-        assert_eq!(h.produced_at(199), Some(10_000.0));
+    fn interpolates_between_the_observations_that_straddle_the_message() {
+        let h = history(&[(0, 100), (10_000, 200), (20_000, 400)]);
+        // Message 149 appeared when the log end reached 150: halfway through the first span.
+        assert_eq!(
+            h.bracket(149),
+            Some(Bracket {
+                lo: Some(0),
+                hi: 10_000,
+                est: 5_000.0
+            })
+        );
+        assert_eq!(h.bracket(299).unwrap().est, 15_000.0);
+        assert_eq!(h.bracket(400), None, "not produced yet");
+        // Older than the history: extrapolated at 300 msgs / 20 s, no lower bound.
+        let b = h.bracket(39).unwrap();
+        assert_eq!((b.lo, b.hi), (None, 0));
+        assert!((b.est - -4_000.0).abs() < 1e-6, "{b:?}");
     }
 
     #[test]
-    fn history_is_bounded_and_reaches_back() {
-        let mut h = OffsetHistory::default();
+    fn a_flat_run_keeps_its_first_and_last_time() {
+        let h = history(&[
+            (0, 100),
+            (10_000, 200),
+            (20_000, 200),
+            (30_000, 200),
+            (40_000, 260),
+        ]);
+        assert_eq!(h.len(), 4);
+        // Message 200 was produced after the last time the log end was still 200.
+        assert_eq!(h.bracket(200).unwrap().lo, Some(30_000));
+        assert_eq!(h.bracket(199).unwrap().hi, 10_000);
+    }
+
+    #[test]
+    fn an_idle_backlog_is_at_least_as_old_as_the_first_observation() {
+        let h = history(&[(0, 500), (60_000, 500), (120_000, 500)]);
+        let b = h.bracket(100).unwrap();
+        assert_eq!(
+            (b.lo, b.hi, b.est),
+            (None, 0, 0.0),
+            "no rate: the bound itself"
+        );
+        let lag = b.time_lag(120_000, TimeLagMethod::BeforeHistory);
+        assert_eq!(lag.seconds, 120.0);
+        assert_eq!(lag.min_seconds, 120.0);
+        assert_eq!(lag.max_seconds, None);
+    }
+
+    #[test]
+    fn history_is_bounded_keeps_its_first_point_and_reaches_back() {
+        let mut h = History::default();
         for i in 0..1_000 {
             h.observe(i * 1_000, i * 10);
         }
-        assert!(h.points.len() <= MAX_POINTS);
-        assert!(
-            h.points.front().unwrap().0 < 500_000,
-            "older half thinned, not dropped"
+        assert!(h.len() <= MAX_POINTS);
+        assert_eq!(h.at(0), (0, 0), "the first point stays");
+        let b = h.bracket(5_000).unwrap();
+        assert!(b.lo.unwrap() < 500_100 && b.hi >= 500_100, "{b:?}");
+    }
+
+    #[test]
+    fn segments_below_every_committed_offset_are_trimmed() {
+        let mut h = history(&[(0, 0), (1_000, 10), (2_000, 20), (3_000, 30), (4_000, 40)]);
+        h.trim_below(25);
+        assert_eq!(
+            h.ends,
+            [0, 20, 30, 40],
+            "the first, then from the segment holding 25"
         );
-        let t = h.produced_at(5_000).unwrap();
-        assert!((t - 500_100.0).abs() < 1_000.0, "{t}");
+        assert_eq!(h.bracket(25).unwrap().lo, Some(2_000));
     }
 
     #[test]
-    fn reset_history_when_log_end_goes_back() {
-        let mut h = OffsetHistory::default();
-        h.observe(0, 1_000);
-        h.observe(1_000, 2_000);
-        h.observe(2_000, 5);
-        assert_eq!(h.points.len(), 1);
+    fn the_log_end_going_back_starts_over() {
+        let h = history(&[(0, 1_000), (1_000, 2_000), (2_000, 5)]);
+        assert_eq!(h.len(), 1);
     }
 
     #[test]
-    fn enrich_prefers_cloud_timestamps_and_zero_for_caught_up() {
-        let mut est = Estimator::default();
-        let inst: Arc<str> = "i".into();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let mk = |log_end, committed, ts| GroupProgress {
+    fn the_cloud_timestamp_raises_the_lower_bound_unless_it_contradicts() {
+        let b = Bracket {
+            lo: Some(10_000),
+            hi: 20_000,
+            est: 12_000.0,
+        };
+        let c = b.produced_after(15_000);
+        assert_eq!((c.lo, c.est), (Some(15_000), 15_000.0));
+        assert_eq!(
+            b.produced_after(25_000),
+            b,
+            "skewed past the upper bound: ignored"
+        );
+        assert_eq!(b.produced_after(5_000), b, "weaker than what is known");
+    }
+
+    fn progress(log_end: i64, committed: Option<i64>, last: Option<i64>) -> GroupProgress {
+        GroupProgress {
             topics: vec![TopicProgress {
                 topic: "t".into(),
                 partitions: vec![PartitionProgress {
                     partition: 0,
                     committed,
                     log_end,
-                    last_consumed_ms: ts,
-                    lag_seconds: None,
+                    last_consumed_ms: last,
+                    time_lag: None,
                 }],
             }],
-            state: None,
-        };
-        let mut g = mk(100, Some(100), None);
-        est.enrich(Cloud::Tencent, &inst, &mut g, t0);
-        assert_eq!(g.topics[0].partitions[0].lag_seconds, Some(0.0));
+            info: None,
+        }
+    }
 
-        let mut g = mk(200, Some(150), Some(990_000));
-        est.enrich(Cloud::Alibaba, &inst, &mut g, t0);
-        assert_eq!(g.topics[0].partitions[0].lag_seconds, Some(10.0));
+    fn lag(p: &GroupProgress) -> TimeLag {
+        p.topics[0].partitions[0].time_lag.unwrap()
+    }
 
-        // The Tencent history of this partition started with the t0 poll above, so the
-        // second observation gives an estimate. History: 100 @ t0, 200 @ +10 s.
-        // Message 150 was produced when the log end reached 151, at +5.1 s.
-        let mut g = mk(200, Some(150), None);
-        est.enrich(Cloud::Tencent, &inst, &mut g, t0 + Duration::from_secs(10));
-        let lag = g.topics[0].partitions[0].lag_seconds.unwrap();
-        assert!((lag - 4.9).abs() < 0.001, "{lag}");
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
 
-        // A partition seen for the first time has no history: no estimate.
-        let other: Arc<str> = "other".into();
-        let mut g = mk(200, Some(150), None);
-        est.enrich(Cloud::Tencent, &other, &mut g, t0);
-        assert_eq!(g.topics[0].partitions[0].lag_seconds, None);
+    #[test]
+    fn a_stopped_consumer_keeps_its_first_precise_bracket() {
+        let mut est = Estimator::default();
+        let (i, g): (Arc<str>, Arc<str>) = ("i".into(), "g".into());
+        // 10 messages a second; the group stops at offset 250.
+        for (t, end) in [(0, 0), (10, 100), (20, 200), (30, 300)] {
+            let mut p = progress(end, Some(end.min(250)), None);
+            est.enrich(Cloud::Tencent, &i, &g, &mut p, at(t));
+        }
+        let mut p = progress(36_300, Some(250), None);
+        est.enrich(Cloud::Tencent, &i, &g, &mut p, at(3_630));
+        let l = lag(&p);
+        assert_eq!(l.method, TimeLagMethod::Interpolated);
+        // Message 250 appeared at 25.1 s: lag 3604.9 s, bracketed in (20 s, 30 s].
+        assert!((l.seconds - 3_604.9).abs() < 1e-6, "{l:?}");
+        assert_eq!((l.min_seconds, l.max_seconds), (3_600.0, Some(3_610.0)));
+    }
+
+    #[test]
+    fn caught_up_is_zero_and_no_commit_is_absent() {
+        let mut est = Estimator::default();
+        let (i, g): (Arc<str>, Arc<str>) = ("i".into(), "g".into());
+        let mut p = progress(100, Some(100), None);
+        est.enrich(Cloud::Alibaba, &i, &g, &mut p, at(1_000));
+        assert_eq!(lag(&p), TimeLag::CAUGHT_UP);
+        let mut p = progress(100, None, None);
+        est.enrich(Cloud::Alibaba, &i, &g, &mut p, at(1_010));
+        assert_eq!(p.topics[0].partitions[0].time_lag, None);
+    }
+
+    #[test]
+    fn the_first_poll_of_an_alibaba_backlog_uses_its_timestamp() {
+        let mut est = Estimator::default();
+        let (i, g): (Arc<str>, Arc<str>) = ("i".into(), "g".into());
+        // The message before the committed one was produced 90 s before the poll.
+        let mut p = progress(200, Some(150), Some(910_000));
+        est.enrich(Cloud::Alibaba, &i, &g, &mut p, at(1_000));
+        let l = lag(&p);
+        assert_eq!(l.method, TimeLagMethod::BeforeHistory);
         assert_eq!(
-            est.len(),
-            3,
-            "keyed by cloud, instance, topic and partition"
+            (l.seconds, l.min_seconds, l.max_seconds),
+            (90.0, 0.0, Some(90.0))
         );
+    }
+
+    #[test]
+    fn a_probe_is_exact_until_the_offset_moves() {
+        let mut est = Estimator::default();
+        let (i, g): (Arc<str>, Arc<str>) = ("i".into(), "g".into());
+        let mut p = progress(200, Some(150), None);
+        est.enrich(Cloud::Tencent, &i, &g, &mut p, at(1_000));
+        assert_eq!(
+            est.probe_candidates(Cloud::Tencent, "i", 5),
+            [ProbeCandidate {
+                topic: "t".into(),
+                partition: 0,
+                offset: 150
+            }]
+        );
+        est.record_probe(Cloud::Tencent, &i, "t", 0, 150, 400_000);
+        assert!(est.probe_candidates(Cloud::Tencent, "i", 5).is_empty());
+        let mut p = progress(300, Some(150), None);
+        est.enrich(Cloud::Tencent, &i, &g, &mut p, at(1_030));
+        let l = lag(&p);
+        assert_eq!(
+            (l.method, l.seconds, l.min_seconds),
+            (TimeLagMethod::Exact, 630.0, 630.0)
+        );
+        let mut p = progress(310, Some(160), None);
+        est.enrich(Cloud::Tencent, &i, &g, &mut p, at(1_060));
+        assert_ne!(
+            lag(&p).method,
+            TimeLagMethod::Exact,
+            "a new offset needs a new probe"
+        );
+    }
+
+    #[test]
+    fn saved_history_round_trips_and_foreign_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut est = Estimator::default();
+        let (i, g): (Arc<str>, Arc<str>) = ("i".into(), "g".into());
+        for (t, end) in [(0, 0), (10, 100), (20, 200)] {
+            let mut p = progress(end, Some(50), None);
+            est.enrich(Cloud::Tencent, &i, &g, &mut p, at(t));
+        }
+        assert_eq!(est.save(dir.path()).unwrap(), 1);
+        let loaded = Estimator::load(dir.path()).unwrap().unwrap();
+        type Facts = Vec<(PartitionKey, History, Vec<(i64, Option<Bracket>)>)>;
+        let facts = |e: &Estimator| -> Facts {
+            e.partitions
+                .iter()
+                .map(|(k, s)| {
+                    let commits = s.commits.iter().map(|c| (c.offset, c.frozen)).collect();
+                    (k.clone(), s.history.clone(), commits)
+                })
+                .collect()
+        };
+        assert_eq!(facts(&loaded), facts(&est));
+        std::fs::write(dir.path().join(STATE_FILE), b"not gzip at all").unwrap();
+        assert!(matches!(
+            Estimator::load(dir.path()),
+            Err(StateError::Foreign { .. })
+        ));
+        assert!(
+            load_or_start(dir.path()).is_empty(),
+            "ignored, never a crash"
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Estimator::load(empty.path()).unwrap().is_none());
     }
 }

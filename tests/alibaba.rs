@@ -15,7 +15,7 @@ use kafka_cloud_lag_exporter::config::SignatureVersion;
 use kafka_cloud_lag_exporter::credentials::{CredentialProvider, CredentialSources, Source};
 use kafka_cloud_lag_exporter::model::{
     Cloud, DiscoveredInstance, GroupInfo, GroupProgress, GroupState, InstanceRef,
-    PartitionProgress, ResetRequest, ResetScope, ResetTarget, TopicProgress,
+    PartitionProgress, Rebalance, ResetRequest, ResetScope, ResetTarget, TopicProgress,
 };
 use kafka_cloud_lag_exporter::providers::alibaba::AlibabaProvider;
 use kafka_cloud_lag_exporter::providers::call::RetryPolicy;
@@ -176,8 +176,9 @@ impl Harness {
     fn expected(&self, instance: &str, group: &str) -> GroupProgress {
         let now = self.now_ms();
         self.sim.state().world(|w| {
-            let state = w.instance(Cloud::Alibaba, instance).unwrap().groups[group].state();
-            let topics = w
+            let g = &w.instance(Cloud::Alibaba, instance).unwrap().groups[group];
+            let (state, members) = (g.state(), g.members);
+            let topics: Vec<TopicProgress> = w
                 .progress(Cloud::Alibaba, instance, group, now)
                 .unwrap()
                 .into_iter()
@@ -190,14 +191,28 @@ impl Harness {
                             committed: r.committed,
                             log_end: r.log_end,
                             last_consumed_ms: r.last_consumed_ms,
-                            lag_seconds: None,
+                            time_lag: None,
                         })
                         .collect(),
                 })
                 .collect();
+            // The simulator gives each member partitions in turn and reports one
+            // rebalance, a minute ago, for a group with members.
+            let partitions: usize = topics.iter().map(|t| t.partitions.len()).sum();
+            let info = GroupInfo {
+                state: GroupState::parse(state),
+                // Member fields come with partitions: none without any.
+                members: (partitions > 0).then(|| members.min(partitions as u32)),
+                rebalance: (members > 0).then(|| Rebalance {
+                    generation: Some(i64::from(members)),
+                    last_ms: Some(now - 60_000),
+                    succeeded: Some(true),
+                    duration_ms: Some(3_000),
+                }),
+            };
             GroupProgress {
                 topics,
-                state: Some(GroupState::parse(state)),
+                info: Some(info),
             }
         })
     }
@@ -263,7 +278,7 @@ async fn progress_equals_the_world_for_every_group_with_signature_v2() {
         .await
         .unwrap();
     assert_eq!(g3.topics[0].partitions[0].committed, None);
-    assert_eq!(g3.state, Some(GroupState::Empty));
+    assert_eq!(g3.info.map(|i| i.state), Some(GroupState::Empty));
 
     for entry in h.log() {
         assert_eq!(entry.outcome, "ok");
@@ -833,8 +848,15 @@ async fn quirks_mode_answers_parse_exactly_like_normal_ones() {
                 .group_progress(&inst, g, quirky.deadline())
                 .await
                 .unwrap();
-            assert_eq!(a, b, "{g}");
-            assert_eq!(a, normal.expected(&inst.instance_id, g));
+            // The rebalance time is relative to each simulator's clock; the rest is equal.
+            let timeless = |mut p: GroupProgress| {
+                if let Some(r) = p.info.as_mut().and_then(|i| i.rebalance.as_mut()) {
+                    r.last_ms = None;
+                }
+                p
+            };
+            assert_eq!(timeless(a.clone()), timeless(b), "{g}");
+            assert_eq!(timeless(a), timeless(normal.expected(&inst.instance_id, g)));
             let ia = pn.group_info(&inst, g, normal.deadline()).await.unwrap();
             assert_eq!(
                 ia,
@@ -948,12 +970,10 @@ async fn group_info_reports_state_and_members() {
                 .unwrap(),
         );
     }
-    let member = |state, members| GroupInfo {
-        state,
-        members: Some(members),
-    };
+    let member = |state, members| (state, Some(members));
+    let got_members: Vec<_> = got.iter().map(|i| (i.state, i.members)).collect();
     assert_eq!(
-        got,
+        got_members,
         [
             member(GroupState::Stable, 2),
             member(GroupState::Stable, 1),
@@ -1356,7 +1376,8 @@ async fn group_info_of_the_documented_answer_leaves_membership_unknown() {
             info,
             GroupInfo {
                 state: GroupState::Unknown,
-                members: None
+                members: None,
+                rebalance: None,
             },
             "{g}"
         );
@@ -1368,7 +1389,7 @@ async fn group_info_of_the_documented_answer_leaves_membership_unknown() {
         .await
         .unwrap();
     let mut expected = h.expected(&instance(1).instance_id, &group_name(2));
-    expected.state = None;
+    expected.info = None;
     assert_eq!(got, expected);
 }
 

@@ -115,12 +115,12 @@ impl Harness {
                             committed: r.committed,
                             log_end: r.log_end,
                             last_consumed_ms: None,
-                            lag_seconds: None,
+                            time_lag: None,
                         })
                         .collect(),
                 })
                 .collect(),
-            state: None,
+            info: None,
         }
     }
 
@@ -720,14 +720,16 @@ async fn group_info_reports_state_and_members() {
         info(group_name(1)).await.unwrap(),
         GroupInfo {
             state: GroupState::Stable,
-            members: Some(2)
+            members: Some(2),
+            rebalance: None,
         }
     );
     assert_eq!(
         info(group_name(3)).await.unwrap(),
         GroupInfo {
             state: GroupState::Empty,
-            members: Some(0)
+            members: Some(0),
+            rebalance: None,
         }
     );
     let e = info("no-such-group".into()).await.unwrap_err();

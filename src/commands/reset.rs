@@ -1142,7 +1142,7 @@ mod tests {
                     partitions: vec![partition(0, None, 50)],
                 },
             ],
-            state: None,
+            info: None,
         }
     }
 

@@ -90,7 +90,7 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
     });
     partition_family(out, &LAG, &fresh, |p| p.lag().map(Value::Int));
     partition_family(out, &LAG_SECONDS, &fresh, |p| {
-        p.lag_seconds.map(Value::Float)
+        p.time_lag.map(|t| Value::Float(t.seconds))
     });
 
     header(out, &TOPIC_LAG);

@@ -109,12 +109,12 @@ mod tests {
                             committed,
                             log_end,
                             last_consumed_ms: None,
-                            lag_seconds: None,
+                            time_lag: None,
                         })
                         .collect(),
                 })
                 .collect(),
-            state: None,
+            info: None,
         }
     }
 

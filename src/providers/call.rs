@@ -146,7 +146,8 @@ impl Caller {
             let now = self.clock.instant();
             let generation = match self.budget.reserve(action, now, deadline) {
                 Ok(slot) => {
-                    if !slot.wait.is_zero() {
+                    // Timers tick in milliseconds: a shorter wait would round up to one.
+                    if slot.wait >= Duration::from_millis(1) {
                         self.clock.sleep(slot.wait).await;
                     }
                     slot.generation

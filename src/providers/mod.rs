@@ -71,6 +71,38 @@ pub trait Provider: Send + Sync + fmt::Debug {
         group: &'a str,
         deadline: Instant,
     ) -> ProviderFuture<'a, GroupInfo>;
+
+    /// Reads the state and membership of several groups in one call, for clouds whose
+    /// progress answer does not carry them (see [`Profile::group_info_batch`]); groups the
+    /// answer does not cover are left out. Others answer nothing.
+    fn group_infos<'a>(
+        &'a self,
+        _instance: &'a InstanceRef,
+        _groups: &'a [&'a str],
+        _deadline: Instant,
+    ) -> ProviderFuture<'a, Vec<(String, GroupInfo)>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// The produce time (Unix ms) of the message at `offset`, where the cloud can read it
+    /// without the message's content (see [`Profile::probe_action`]); `None` when there is
+    /// no message there any more.
+    fn message_time<'a>(
+        &'a self,
+        _instance: &'a InstanceRef,
+        _topic: &'a str,
+        _partition: i32,
+        _offset: i64,
+        _deadline: Instant,
+    ) -> ProviderFuture<'a, Option<i64>> {
+        Box::pin(async {
+            Err(ProviderError::new(
+                ErrorKind::ApiError,
+                "this cloud cannot read a message's produce time",
+            )
+            .retryable(false))
+        })
+    }
 }
 
 /// A cloud's management API for moving committed offsets. Built only by
@@ -112,6 +144,11 @@ pub struct Profile {
     /// Requests one poll of a group needs, from its last progress (paging), for planning
     /// a round against the budget.
     pub requests_per_poll: fn(Option<&GroupProgress>) -> usize,
+    /// Groups per [`Provider::group_infos`] call, where group state is read separately
+    /// from the progress; `None` where the progress answer carries it.
+    pub group_info_batch: Option<usize>,
+    /// The action that reads a message's produce time (`time_lag.probe`), if any.
+    pub probe_action: Option<&'static str>,
 }
 
 impl Profile {

@@ -346,6 +346,7 @@ impl Scheduler {
                 lock(&self.estimator).enrich(
                     cloud,
                     &target.instance.instance_id,
+                    &target.group,
                     &mut progress,
                     at,
                 );

@@ -31,7 +31,7 @@ use crate::credentials::CredentialEnv;
 use crate::credentials::Credentials;
 use crate::model::{
     Cloud, DiscoveredInstance, GroupInfo, GroupProgress, GroupState, InstanceRef,
-    PartitionProgress, ResetRequest, ResetScope, ResetTarget, TopicProgress,
+    PartitionProgress, Rebalance, ResetRequest, ResetScope, ResetTarget, TopicProgress,
 };
 use kcle_clock::unix_secs;
 
@@ -57,6 +57,9 @@ pub static PROFILE: Profile = Profile {
     selectable_signature: true,
     // One answer holds every topic and partition of the group.
     requests_per_poll: |_| 1,
+    // GetConsumerProgress carries the state, the members and the rebalances.
+    group_info_batch: None,
+    probe_action: None,
 };
 
 /// Alibaba request signature versions.
@@ -791,14 +794,18 @@ fn progress_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupProgress
                 committed: e.consumer_offset.filter(|o| *o >= 0),
                 log_end,
                 last_consumed_ms: e.last_timestamp.filter(|t| *t > 0),
-                lag_seconds: None,
+                time_lag: None,
             });
         }
         topics.push(TopicProgress { topic, partitions });
     }
+    let info = group_info_from_wire(progress)?;
+    // Only what the answer says: the documented answer (no state, no member fields) has
+    // no group information at all.
+    let known = info.membership_known() || info.rebalance.is_some();
     let mut out = GroupProgress {
         topics,
-        state: progress.state.as_deref().map(GroupState::parse),
+        info: known.then_some(info),
     };
     out.normalize();
     Ok(out)
@@ -827,13 +834,45 @@ fn group_info_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupInfo, 
             }
         }
     }
+    let state = progress
+        .state
+        .as_deref()
+        .map_or(GroupState::Unknown, GroupState::parse);
+    if let Some(raw) = progress.state.as_deref()
+        && state == GroupState::Unknown
+    {
+        unknown_state(raw);
+    }
+    // The latest rebalance (the highest generation) where several are listed.
+    let rebalance = progress
+        .rebalance_info_list
+        .iter()
+        .max_by_key(|r| (r.generation, r.last_rebalance_timestamp))
+        .map(|r| Rebalance {
+            generation: r.generation,
+            last_ms: r.last_rebalance_timestamp.filter(|t| *t > 0),
+            succeeded: r.rebalance_success,
+            duration_ms: r.rebalance_time_consuming.filter(|d| *d >= 0),
+        });
     Ok(GroupInfo {
-        state: progress
-            .state
-            .as_deref()
-            .map_or(GroupState::Unknown, GroupState::parse),
+        state,
         members: member_fields.then(|| u32::try_from(members.len()).unwrap_or(u32::MAX)),
+        rebalance,
     })
+}
+
+/// Logs a group state this exporter does not know, once per distinct value: it is
+/// exported as `unknown`.
+fn unknown_state(raw: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !seen.iter().any(|s| s == raw) && seen.len() < 64 {
+        seen.push(raw.to_string());
+        tracing::warn!(
+            state = raw,
+            "alikafka reported a group state this exporter does not know; exported as unknown"
+        );
+    }
 }
 
 /// Whether discovery keeps an instance: every instance that may serve traffic is kept,
@@ -1396,26 +1435,39 @@ mod tests {
                     committed: None,
                     log_end: 7,
                     last_consumed_ms: None,
-                    lag_seconds: None
+                    time_lag: None
                 },
                 PartitionProgress {
                     partition: 1,
                     committed: Some(9),
                     log_end: 12,
                     last_consumed_ms: None,
-                    lag_seconds: None
+                    time_lag: None
                 },
             ]
         );
         let test = g.topic("kafka-test").unwrap();
         assert_eq!(test.partitions[0].last_consumed_ms, Some(1_566_874_931_649));
-        assert_eq!(g.state, None);
+        assert_eq!(
+            g.info, None,
+            "the documented answer says nothing of the group"
+        );
 
         let full = progress_from_wire(&parse_progress(include_str!(
             "../../../tests/fixtures/alibaba/get_consumer_progress.json"
         )))
         .unwrap();
-        assert_eq!(full.state, Some(GroupState::Stable));
+        let info = full.info.unwrap();
+        assert_eq!((info.state, info.members), (GroupState::Stable, Some(2)));
+        assert_eq!(
+            info.rebalance,
+            Some(Rebalance {
+                generation: Some(12),
+                last_ms: Some(1_566_870_000_000),
+                succeeded: Some(true),
+                duration_ms: Some(3_012),
+            })
+        );
         assert_eq!(full.topics[0].lag(), 1250);
     }
 
@@ -1447,9 +1499,11 @@ mod tests {
             info,
             GroupInfo {
                 state: GroupState::Stable,
-                members: Some(2)
+                members: Some(2),
+                rebalance: info.rebalance.clone(),
             }
         );
+        assert!(info.rebalance.is_some());
         let empty = group_info_from_wire(&parse_progress(include_str!(
             "../../../tests/fixtures/alibaba/get_consumer_progress_quirks.json"
         )))

@@ -158,6 +158,10 @@ fn topic_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TopicEntry>, D::Err
     wrapped(d, "TopicList")
 }
 
+fn rebalance_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RebalanceEntry>, D::Error> {
+    wrapped(d, "RebalanceInfoList")
+}
+
 fn offset_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PartitionEntry>, D::Error> {
     wrapped(d, "OffsetList")
 }
@@ -186,6 +190,19 @@ pub(super) struct ConsumerProgress {
     pub state: Option<String>,
     #[serde(default, deserialize_with = "topic_list")]
     pub topic_list: Vec<TopicEntry>,
+    /// Newer field (SDK 2.15+): the group's rebalances.
+    #[serde(default, deserialize_with = "rebalance_list")]
+    pub rebalance_info_list: Vec<RebalanceEntry>,
+}
+
+/// One `RebalanceInfoList` entry.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RebalanceEntry {
+    pub generation: Option<i64>,
+    pub last_rebalance_timestamp: Option<i64>,
+    pub rebalance_success: Option<bool>,
+    pub rebalance_time_consuming: Option<i64>,
 }
 
 /// One `TopicList` entry.

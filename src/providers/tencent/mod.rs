@@ -34,7 +34,8 @@ use kcle_clock::unix_secs;
 
 pub use kcle_cloud::tencent::{
     API_VERSION, BATCH_MODIFY_GROUP_OFFSETS, DESCRIBE_GROUP, DESCRIBE_GROUP_INFO,
-    DESCRIBE_GROUP_OFFSETS, DESCRIBE_INSTANCES, MODIFY_GROUP_OFFSETS, SERVICE,
+    DESCRIBE_GROUP_OFFSETS, DESCRIBE_INSTANCES, FETCH_MESSAGE_LIST_BY_OFFSET, MODIFY_GROUP_OFFSETS,
+    SERVICE,
 };
 
 /// Tencent's facts for the rest of the exporter.
@@ -58,7 +59,13 @@ pub static PROFILE: Profile = Profile {
     poll_action: DESCRIBE_GROUP_OFFSETS,
     selectable_signature: false,
     requests_per_poll: offsets_pages,
+    group_info_batch: Some(GROUP_INFO_BATCH),
+    probe_action: Some(FETCH_MESSAGE_LIST_BY_OFFSET),
 };
+
+/// Groups per `DescribeGroupInfo` call (`GroupList`). No maximum is documented; ten keeps
+/// an answer small while dividing the calls by ten.
+const GROUP_INFO_BATCH: usize = 10;
 
 /// `DescribeGroupOffsets` pages one poll of a group needs: 50 topics a page, at least one.
 fn offsets_pages(last: Option<&GroupProgress>) -> usize {
@@ -447,7 +454,7 @@ fn topic_progress(topic: wire::GroupOffsetTopic) -> TopicProgress {
                 committed: (p.error_code == 0 && p.offset >= 0).then_some(p.offset),
                 log_end: p.log_end_offset,
                 last_consumed_ms: None,
-                lag_seconds: None,
+                time_lag: None,
             })
             .collect(),
     }
@@ -593,7 +600,7 @@ impl Provider for TencentProvider {
             let topics = dedup_by_key(topics, |t| &t.topic);
             let mut progress = GroupProgress {
                 topics: topics.into_iter().map(topic_progress).collect(),
-                state: None,
+                info: None,
             };
             progress.normalize();
             Ok(progress)
@@ -668,7 +675,7 @@ impl Provider for TencentProvider {
         Box::pin(async move {
             let body = wire::DescribeGroupInfoRequest {
                 instance_id: &instance.instance_id,
-                group_list: [group],
+                group_list: &[group],
             };
             self.caller
                 .call(ACTION, deadline, || {
@@ -677,6 +684,69 @@ impl Provider for TencentProvider {
                         let reply: Reply<wire::GroupInfoResult> =
                             self.send(ACTION, &instance.region, body).await?;
                         group_info(group, reply)
+                    }
+                })
+                .await
+        })
+    }
+
+    fn group_infos<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        groups: &'a [&'a str],
+        deadline: Instant,
+    ) -> ProviderFuture<'a, Vec<(String, GroupInfo)>> {
+        const ACTION: &str = DESCRIBE_GROUP_INFO;
+        Box::pin(async move {
+            let body = wire::DescribeGroupInfoRequest {
+                instance_id: &instance.instance_id,
+                group_list: groups,
+            };
+            self.caller
+                .call(ACTION, deadline, || {
+                    let body = &body;
+                    async move {
+                        let reply: Reply<wire::GroupInfoResult> =
+                            self.send(ACTION, &instance.region, body).await?;
+                        Ok(group_infos(reply))
+                    }
+                })
+                .await
+        })
+    }
+
+    fn message_time<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        topic: &'a str,
+        partition: i32,
+        offset: i64,
+        deadline: Instant,
+    ) -> ProviderFuture<'a, Option<i64>> {
+        const ACTION: &str = FETCH_MESSAGE_LIST_BY_OFFSET;
+        Box::pin(async move {
+            let body = wire::FetchMessageListByOffsetRequest {
+                instance_id: &instance.instance_id,
+                topic,
+                partition,
+                offset,
+                single_partition_record_number: 1,
+            };
+            self.caller
+                .call(ACTION, deadline, || {
+                    let body = &body;
+                    async move {
+                        let reply: Reply<wire::MessageListResult> =
+                            self.send(ACTION, &instance.region, body).await?;
+                        // The record at the offset asked for, if the log still has it (a
+                        // compacted or expired offset answers the next one, or nothing).
+                        Ok(reply
+                            .result
+                            .unwrap_or_default()
+                            .iter()
+                            .find(|r| r.offset == offset && r.partition == partition)
+                            .and_then(|r| r.timestamp)
+                            .filter(|t| *t > 0))
                     }
                 })
                 .await
@@ -758,9 +828,20 @@ fn group_info(
         .with_request_id(reply.request_id.clone())
         .retryable(matches!(kafka_code, "14" | "15" | "16")));
     }
-    let state = GroupState::parse(&entry.state);
-    if state == GroupState::Dead {
+    let info = entry_info(entry);
+    if info.state == GroupState::Dead {
         return Err(not_found("does not exist (state Dead)"));
+    }
+    Ok(info)
+}
+
+/// The state and members of one `DescribeGroupInfo` entry without an error. Members are
+/// only listed for `Stable` groups, so the count is only given where the list is
+/// meaningful. A state this exporter does not know is `Unknown`, its raw value logged once.
+fn entry_info(entry: &wire::GroupInfoResponse) -> GroupInfo {
+    let state = GroupState::parse(&entry.state);
+    if state == GroupState::Unknown {
+        unknown_state(&entry.state);
     }
     let listed = entry.members.len() as u32;
     let members = match state {
@@ -768,7 +849,36 @@ fn group_info(
         _ if listed > 0 => Some(listed),
         _ => None,
     };
-    Ok(GroupInfo { state, members })
+    GroupInfo {
+        state,
+        members,
+        rebalance: None,
+    }
+}
+
+/// Logs a group state this exporter does not know, once per distinct value.
+fn unknown_state(raw: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !seen.iter().any(|s| s == raw) && seen.len() < 64 {
+        seen.push(raw.to_string());
+        tracing::warn!(
+            state = raw,
+            "CKafka reported a group state this exporter does not know; exported as unknown"
+        );
+    }
+}
+
+/// The states of the groups `DescribeGroupInfo` answered for (a group it does not know,
+/// or reports with a Kafka error, is left out).
+fn group_infos(reply: Reply<wire::GroupInfoResult>) -> Vec<(String, GroupInfo)> {
+    reply
+        .result
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e.error_code == "0")
+        .map(|e| (e.group.clone(), entry_info(e)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -952,7 +1062,7 @@ mod tests {
                 .into_iter()
                 .map(topic_progress)
                 .collect(),
-            state: None,
+            info: None,
         };
         progress.normalize();
         let t = progress.topic("payments").unwrap();
@@ -981,7 +1091,8 @@ mod tests {
             info,
             GroupInfo {
                 state: GroupState::Stable,
-                members: Some(2)
+                members: Some(2),
+                rebalance: None,
             }
         );
         assert!(info.is_active());

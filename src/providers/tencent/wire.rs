@@ -146,7 +146,33 @@ pub struct GroupEntry {
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeGroupInfoRequest<'a> {
     pub instance_id: &'a str,
-    pub group_list: [&'a str; 1],
+    pub group_list: &'a [&'a str],
+}
+
+/// `FetchMessageListByOffset`: message metadata from an offset on; with
+/// `SinglePartitionRecordNumber` 1, the message at the offset.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FetchMessageListByOffsetRequest<'a> {
+    pub instance_id: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub single_partition_record_number: i64,
+}
+
+/// `Result` of `FetchMessageListByOffset`: an array of records. Only the position and
+/// the timestamp are read; no content field is even parsed.
+pub type MessageListResult = Option<Vec<MessageRecord>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MessageRecord {
+    pub partition: i32,
+    pub offset: i64,
+    /// Produce time, Unix milliseconds.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
 }
 
 /// `Result` of `DescribeGroupInfo`: an array, documented as possibly `null`.
@@ -470,7 +496,7 @@ mod tests {
         );
         let r = DescribeGroupInfoRequest {
             instance_id: "i",
-            group_list: ["g"],
+            group_list: &["g"],
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

@@ -16,6 +16,7 @@ pub const DESCRIBE_GROUP_INFO: &str = "DescribeGroupInfo";
 pub const DESCRIBE_INSTANCES: &str = "DescribeInstances";
 pub const MODIFY_GROUP_OFFSETS: &str = "ModifyGroupOffsets";
 pub const BATCH_MODIFY_GROUP_OFFSETS: &str = "BatchModifyGroupOffsets";
+pub const FETCH_MESSAGE_LIST_BY_OFFSET: &str = "FetchMessageListByOffset";
 
 /// The limits are the "默认接口请求频率限制" of each API's documentation page;
 /// `BatchModifyGroupOffsets` has none published.
@@ -24,6 +25,9 @@ pub const ACTIONS: &[Action] = &[
     Action::read(DESCRIBE_GROUP, Some(100.0)),
     Action::read(DESCRIBE_GROUP_INFO, Some(100.0)),
     Action::read(DESCRIBE_INSTANCES, Some(20.0)),
+    // Returns message metadata (with `SinglePartitionRecordNumber` 1, the message at an
+    // offset) without key or value, unlike `FetchMessageByOffset`.
+    Action::read(FETCH_MESSAGE_LIST_BY_OFFSET, Some(1.0)),
     Action::write(MODIFY_GROUP_OFFSETS, Some(100.0)),
     Action::write(BATCH_MODIFY_GROUP_OFFSETS, None),
 ];

@@ -88,7 +88,7 @@ fn store(groups: usize, at: SystemTime) -> Store {
                 .collect(),
             info: None,
         };
-        store.record_success(t, progress, at);
+        store.record_success(t, progress, None, at);
     }
     store
 }

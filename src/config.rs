@@ -60,8 +60,49 @@ pub struct Config {
     /// How often discovered instances and groups are listed again.
     #[serde(default = "default_discovery_interval", with = "duration")]
     pub discovery_interval: Duration,
+    /// A writable directory where the time-lag history is kept, so that estimates survive
+    /// restarts; without it they start afresh at the second poll after each start.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// The Burrow-style verdict per group.
+    #[serde(default)]
+    pub verdict: VerdictConfig,
     /// The cloud accounts to poll.
     pub accounts: Vec<Account>,
+}
+
+/// How group verdicts are evaluated.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictConfig {
+    /// Polls per sliding window (Burrow's `intervals`).
+    #[serde(default = "default_verdict_window")]
+    pub window: usize,
+}
+
+impl Default for VerdictConfig {
+    fn default() -> Self {
+        VerdictConfig {
+            window: default_verdict_window(),
+        }
+    }
+}
+
+fn default_verdict_window() -> usize {
+    crate::verdict::DEFAULT_WINDOW
+}
+
+/// Largest accepted `verdict.window`.
+pub const MAX_VERDICT_WINDOW: usize = 100;
+
+/// Time-lag options of an account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeLagConfig {
+    /// Read the produce time of the message at lagging committed offsets (Tencent
+    /// `FetchMessageListByOffset`, 1 request per second; needs its CAM permission).
+    #[serde(default)]
+    pub probe: bool,
 }
 
 /// One cloud account (one key pair), in one or more regions.
@@ -103,6 +144,9 @@ pub struct Account {
     /// Instances listed explicitly.
     #[serde(default)]
     pub instances: Vec<Instance>,
+    /// Time-lag options.
+    #[serde(default)]
+    pub time_lag: TimeLagConfig,
 }
 
 /// Instance discovery: which discovered instances to poll and which of their groups.
@@ -354,6 +398,21 @@ impl Config {
                 ),
             ));
         }
+        if !(crate::verdict::MIN_POLLS..=MAX_VERDICT_WINDOW).contains(&self.verdict.window) {
+            return Err(invalid(
+                "verdict.window".into(),
+                format!(
+                    "{} is out of range; allowed {} to {MAX_VERDICT_WINDOW} polls",
+                    self.verdict.window,
+                    crate::verdict::MIN_POLLS
+                ),
+            ));
+        }
+        if let Some(dir) = &self.state_dir
+            && dir.as_os_str().is_empty()
+        {
+            return Err(invalid("state_dir".into(), "must not be empty".into()));
+        }
         if self.accounts.is_empty() {
             return Err(invalid(
                 "accounts".into(),
@@ -466,6 +525,21 @@ impl Config {
                     ),
                 ));
             }
+            if account.time_lag.probe && profile(account.cloud).probe_action.is_none() {
+                let clouds: Vec<&str> = crate::providers::profiles()
+                    .iter()
+                    .filter(|p| p.probe_action.is_some())
+                    .map(|p| p.cloud.as_str())
+                    .collect();
+                return Err(invalid(
+                    at("time_lag.probe"),
+                    format!(
+                        "{} cannot read a message's produce time without its content; allowed on: {}",
+                        account.cloud,
+                        clouds.join(", ")
+                    ),
+                ));
+            }
             if let Some(creds) = &account.credentials {
                 creds
                     .sources(account.cloud)
@@ -547,6 +621,23 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Checks that `state_dir` can be created and written, so that an unusable one is a
+    /// startup error rather than a failure at the first save.
+    pub fn check_state_dir(&self, path: &Path) -> Result<(), ConfigError> {
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
+        let probe = dir.join(".kafka-cloud-lag-exporter-write-test");
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&probe, b""))
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| ConfigError::Invalid {
+                file: path.to_path_buf(),
+                field: "state_dir".into(),
+                message: format!("{}: cannot write there: {e}", dir.display()),
+            })
     }
 
     /// Reads every account's credentials once, so that a missing variable or file is a

@@ -72,6 +72,7 @@ impl Exporter {
             metrics.exporter.clone(),
             settings(&config),
             plan,
+            config.state_dir.clone(),
         );
         metrics.exporter.config_loaded(true, runtime.clock.now());
         Arc::new(Exporter {
@@ -195,12 +196,14 @@ fn settings(config: &Config) -> Settings {
         poll_interval: config.poll_interval,
         poll_timeout: config.request_timeout(),
         discovery_interval: config.discovery_interval,
+        verdict_window: config.verdict.window,
     }
 }
 
 /// Loads, validates and (unless skipped) checks the credentials of the configuration.
 pub fn load_config(path: &Path, check_credentials: bool) -> Result<Config, ConfigError> {
     let config = Config::load(path)?;
+    config.check_state_dir(path)?;
     if check_credentials {
         config.check_credentials(path)?;
     }
@@ -312,6 +315,7 @@ pub fn build_plan(config: &Config, runtime: &Runtime, metrics: &Metrics) -> Poll
                 providers: regions,
                 budget,
                 discovery: rules,
+                probe: account.time_lag.probe,
             },
         );
     }

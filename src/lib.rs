@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod scheduler;
 pub mod store;
 pub mod timelag;
+pub mod verdict;
 
 pub mod metrics;
 pub mod web;

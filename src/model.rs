@@ -241,6 +241,56 @@ impl PartitionProgress {
     }
 }
 
+/// A verdict on a consumer group (see `verdict`), in the label spelling Burrow uses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Ok,
+    Warn,
+    Stall,
+    Stop,
+    Rewind,
+    Err,
+}
+
+impl Status {
+    /// Every status, in label order.
+    pub const ALL: [Status; 6] = [
+        Status::Ok,
+        Status::Warn,
+        Status::Stall,
+        Status::Stop,
+        Status::Rewind,
+        Status::Err,
+    ];
+
+    /// The value of the `status` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Stall => "STALL",
+            Status::Stop => "STOP",
+            Status::Rewind => "REWIND",
+            Status::Err => "ERR",
+        }
+    }
+}
+
+/// A group's verdict and, when it is not OK, the partition that decided it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: Status,
+    pub worst: Option<WorstPartition>,
+}
+
+/// The partition with the worst status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorstPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub status: Status,
+}
+
 /// A consumer group's state and membership as the cloud reports them (`reset-offsets`
 /// checks them; the exporter exports them).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::model::{GroupKey, GroupProgress, GroupTarget};
+use crate::model::{GroupInfo, GroupKey, GroupProgress, GroupTarget, Verdict};
 
-/// A successful poll's data and when it was taken.
+/// A successful poll's data, the verdict it led to, and when it was taken.
 #[derive(Debug, PartialEq)]
 pub struct Polled {
     pub progress: GroupProgress,
+    pub verdict: Option<Verdict>,
     pub at: SystemTime,
 }
 
@@ -29,6 +30,9 @@ pub struct GroupEntry {
     pub last_attempt: Option<SystemTime>,
     /// Whether the last poll succeeded.
     pub up: bool,
+    /// The group's state and membership as last reported (with the progress, or read
+    /// separately), and when.
+    pub info: Option<(Arc<GroupInfo>, SystemTime)>,
 }
 
 impl GroupEntry {
@@ -38,6 +42,7 @@ impl GroupEntry {
             last_good: None,
             last_attempt: None,
             up: false,
+            info: None,
         }
     }
 
@@ -92,12 +97,30 @@ impl Store {
     }
 
     /// Records a successful poll, replacing the group's data at once.
-    pub fn record_success(&self, target: &GroupTarget, progress: GroupProgress, at: SystemTime) {
+    pub fn record_success(
+        &self,
+        target: &GroupTarget,
+        progress: GroupProgress,
+        verdict: Option<Verdict>,
+        at: SystemTime,
+    ) {
         self.update(target, |e| {
-            e.last_good = Some(Arc::new(Polled { progress, at }));
+            if let Some(info) = &progress.info {
+                e.info = Some((Arc::new(info.clone()), at));
+            }
+            e.last_good = Some(Arc::new(Polled {
+                progress,
+                verdict,
+                at,
+            }));
             e.last_attempt = Some(at);
             e.up = true;
         });
+    }
+
+    /// Records a group's state and membership read apart from its progress.
+    pub fn record_info(&self, target: &GroupTarget, info: GroupInfo, at: SystemTime) {
+        self.update(target, |e| e.info = Some((Arc::new(info), at)));
     }
 
     /// Records a failed poll: the last good data stays, `up` turns false.
@@ -202,7 +225,7 @@ mod tests {
         let t = target("g");
         store.set_targets(std::slice::from_ref(&t));
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        store.record_success(&t, GroupProgress::default(), t0);
+        store.record_success(&t, GroupProgress::default(), None, t0);
         store.record_failure(&t, t0 + Duration::from_secs(30));
         let e = store.get(&t.key()).unwrap();
         assert!(!e.up);
@@ -222,7 +245,7 @@ mod tests {
         let store = Store::new();
         let (a, b) = (target("a"), target("b"));
         store.set_targets(&[a.clone(), b.clone()]);
-        store.record_success(&a, GroupProgress::default(), SystemTime::UNIX_EPOCH);
+        store.record_success(&a, GroupProgress::default(), None, SystemTime::UNIX_EPOCH);
         store.set_targets(std::slice::from_ref(&a));
         assert_eq!(store.len(), 1);
         assert!(
@@ -230,7 +253,7 @@ mod tests {
             "kept groups keep their data"
         );
         // A late poll result for a dropped group is ignored.
-        store.record_success(&b, GroupProgress::default(), SystemTime::UNIX_EPOCH);
+        store.record_success(&b, GroupProgress::default(), None, SystemTime::UNIX_EPOCH);
         assert!(store.get(&b.key()).is_none());
     }
 }

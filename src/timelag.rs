@@ -202,6 +202,9 @@ struct Commit {
     frozen: Option<Bracket>,
     /// The produce time of the message at `offset`, read by a probe.
     probed_ms: Option<i64>,
+    /// Whether a probe of `offset` was tried (and found no message there).
+    #[serde(default)]
+    probe_tried: bool,
     /// The width of the last estimate's bracket, ms (for choosing what to probe).
     #[serde(skip)]
     uncertainty: f64,
@@ -323,7 +326,8 @@ impl Estimator {
         }
     }
 
-    /// Records a probe: the message at `offset` of the partition was produced at `at_ms`.
+    /// Records a probe: the message at `offset` of the partition was produced at
+    /// `produced_ms` (`None`: there is no message there any more, so do not ask again).
     pub fn record_probe(
         &mut self,
         cloud: Cloud,
@@ -331,12 +335,13 @@ impl Estimator {
         topic: &str,
         partition: i32,
         offset: i64,
-        produced_ms: i64,
+        produced_ms: Option<i64>,
     ) {
         let key = self.key(cloud, instance, topic, partition);
         if let Some(state) = self.partitions.get_mut(&key) {
             for c in state.commits.iter_mut().filter(|c| c.offset == offset) {
-                c.probed_ms = Some(produced_ms);
+                c.probed_ms = produced_ms;
+                c.probe_tried = true;
             }
         }
     }
@@ -351,7 +356,7 @@ impl Estimator {
             .flat_map(|(k, s)| {
                 s.commits
                     .iter()
-                    .filter(|c| c.probed_ms.is_none() && c.lag > 0)
+                    .filter(|c| !c.probe_tried && c.lag > 0)
                     .map(move |c| {
                         (
                             c.uncertainty,
@@ -522,6 +527,7 @@ impl PartitionState {
                     offset,
                     frozen: None,
                     probed_ms: None,
+                    probe_tried: false,
                     uncertainty: 0.0,
                     lag: 0,
                 });
@@ -535,6 +541,7 @@ impl PartitionState {
                 offset,
                 frozen: None,
                 probed_ms: None,
+                probe_tried: false,
                 uncertainty: 0.0,
                 lag: 0,
             };
@@ -797,7 +804,7 @@ mod tests {
                 offset: 150
             }]
         );
-        est.record_probe(Cloud::Tencent, &i, "t", 0, 150, 400_000);
+        est.record_probe(Cloud::Tencent, &i, "t", 0, 150, Some(400_000));
         assert!(est.probe_candidates(Cloud::Tencent, "i", 5).is_empty());
         let mut p = progress(300, Some(150), None);
         est.enrich(Cloud::Tencent, &i, &g, &mut p, at(1_030));

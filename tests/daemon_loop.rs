@@ -160,6 +160,7 @@ async fn a_group_still_polling_at_its_next_turn_is_skipped_and_counted() {
     h.env.sim.state().inject(
         FaultRule::times(Fault::Hang, 1)
             .cloud(Cloud::Tencent)
+            .action("DescribeGroupOffsets")
             .group(&g3),
     );
     // Round 1 polls group 3 at +50 s and hangs until +75 s; at +55 s a reload leaves
@@ -330,6 +331,7 @@ async fn shutdown_waits_the_grace_period_for_polls_in_flight() {
     state.inject(
         FaultRule::times(Fault::Hang, 1)
             .cloud(Cloud::Tencent)
+            .action("DescribeGroupOffsets")
             .group(&group_name(1)),
     );
     // Round 1 starts both polls at +30 s; shut down 1 s later.

@@ -29,13 +29,14 @@ const SERVICE: &str = "ckafka";
 const MAX_SKEW_SECS: i64 = 300;
 
 /// Actions served; any other is `InvalidAction`.
-const ACTIONS: [&str; 6] = [
+const ACTIONS: [&str; 7] = [
     "DescribeGroupOffsets",
     "DescribeGroup",
     "DescribeGroupInfo",
     "DescribeInstances",
     "ModifyGroupOffsets",
     "BatchModifyGroupOffsets",
+    "FetchMessageListByOffset",
 ];
 
 /// The limit the simulator enforces for an action whose limit Tencent does not publish
@@ -604,11 +605,66 @@ fn operate(
         "DescribeInstances" => describe_instances(state, &p, region),
         "ModifyGroupOffsets" => modify_group_offsets(state, &p, region, now),
         "BatchModifyGroupOffsets" => batch_modify_group_offsets(state, &p, region, now),
+        "FetchMessageListByOffset" => fetch_message_list_by_offset(state, &p, region, now),
         _ => Err(fail(
             "InvalidAction",
             format!("The action `{action}` is not supported."),
         )),
     }
+}
+
+/// Message metadata from `Offset` on, at most `SinglePartitionRecordNumber` (default and
+/// maximum 20) records: position and produce time, never key or value. An offset no longer
+/// retained, or not produced yet, answers an empty list.
+fn fetch_message_list_by_offset(
+    state: &SimState,
+    p: &Params<'_>,
+    region: &str,
+    now: i64,
+) -> Result<Answer, Failure> {
+    p.only(&[
+        "InstanceId",
+        "Topic",
+        "Partition",
+        "Offset",
+        "SinglePartitionRecordNumber",
+    ])?;
+    let id = p.required_string("InstanceId")?;
+    let topic = p.required_string("Topic")?;
+    let partition = p.required_int("Partition")?;
+    let offset = p.required_int("Offset")?;
+    let n = p.int("SinglePartitionRecordNumber")?.unwrap_or(20);
+    if !(1..=20).contains(&n) {
+        return Err(fail(
+            "InvalidParameterValue",
+            "SinglePartitionRecordNumber must be between 1 and 20.",
+        ));
+    }
+    state.world(|w| {
+        let inst = instance(w, id, region)?;
+        let t = inst.topics.get(topic).ok_or_else(|| {
+            fail(
+                "ResourceNotFound",
+                format!("The topic `{topic}` does not exist."),
+            )
+        })?;
+        let sp = usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+            .ok_or_else(|| fail("InvalidParameterValue", "The partition does not exist."))?;
+        let end = sp.log_end(now);
+        let records: Vec<Value> = if offset < sp.earliest || offset >= end {
+            Vec::new()
+        } else {
+            (offset..end.min(offset + n))
+                .map(|o| {
+                    json!({"Topic": topic, "Partition": partition, "Offset": o,
+                           "Timestamp": sp.produce_time_ms(o)})
+                })
+                .collect()
+        };
+        Ok(Answer::ok(Value::Array(records)))
+    })
 }
 
 /// Pages over the group's topics (`TotalCount` counts topics); every topic carries all of

@@ -10,7 +10,12 @@ use std::collections::BTreeMap;
 use kcle_cloud::Cloud;
 
 /// Where a partition's offsets are, as a function of time.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Production is linear at `produce_per_sec` from the anchor, unless `curve` is given: a
+/// piecewise-linear cumulative production curve (time, log end) for traffic patterns
+/// (bursts, ramps, an idle topic with an old backlog); before its first knot production
+/// ran at `produce_per_sec`, after its last it goes on at `produce_per_sec`.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SimPartition {
     /// Time (Unix ms) at which `anchor_end` was the log-end offset.
     pub anchor_ms: i64,
@@ -19,37 +24,96 @@ pub struct SimPartition {
     pub produce_per_sec: f64,
     /// The earliest offset still retained.
     pub earliest: i64,
+    /// Knots (Unix ms, log end) of a production curve, times increasing, ends
+    /// non-decreasing; empty for linear production.
+    pub curve: Vec<(i64, i64)>,
 }
 
 impl SimPartition {
     /// The log-end offset at `now_ms`.
     pub fn log_end(&self, now_ms: i64) -> i64 {
-        let dt = (now_ms - self.anchor_ms).max(0) as f64;
-        self.anchor_end + (dt * self.produce_per_sec / 1000.0).floor() as i64
+        let Some(&(first_t, first_e)) = self.curve.first() else {
+            let dt = (now_ms - self.anchor_ms).max(0) as f64;
+            return self.anchor_end + (dt * self.produce_per_sec / 1000.0).floor() as i64;
+        };
+        if now_ms <= first_t {
+            let back = ((first_t - now_ms) as f64 * self.produce_per_sec / 1000.0).ceil() as i64;
+            return (first_e - back).max(0);
+        }
+        for w in self.curve.windows(2) {
+            let ((t0, e0), (t1, e1)) = (w[0], w[1]);
+            if now_ms <= t1 {
+                let frac = (now_ms - t0) as f64 / (t1 - t0) as f64;
+                return e0 + ((e1 - e0) as f64 * frac).floor() as i64;
+            }
+        }
+        let &(last_t, last_e) = self.curve.last().expect("non-empty");
+        last_e + ((now_ms - last_t) as f64 * self.produce_per_sec / 1000.0).floor() as i64
     }
 
-    /// When the message at `offset` was produced (Unix ms). Messages before the anchor
-    /// are taken to have been produced at the same rate (or 1/s for an idle partition).
+    /// When the message at `offset` was produced (Unix ms): when the log end reached
+    /// `offset + 1`. Messages before the anchor are taken to have been produced at the
+    /// same rate (or 1/s for an idle partition).
     pub fn produce_time_ms(&self, offset: i64) -> i64 {
         let rate = if self.produce_per_sec > 0.0 {
             self.produce_per_sec
         } else {
             1.0
         };
-        self.anchor_ms + (((offset - self.anchor_end + 1) as f64) * 1000.0 / rate).floor() as i64
+        let Some(&(first_t, first_e)) = self.curve.first() else {
+            return self.anchor_ms
+                + (((offset - self.anchor_end + 1) as f64) * 1000.0 / rate).floor() as i64;
+        };
+        let target = offset + 1;
+        if target <= first_e {
+            return first_t - (((first_e - target) as f64) * 1000.0 / rate).ceil() as i64;
+        }
+        for w in self.curve.windows(2) {
+            let ((t0, e0), (t1, e1)) = (w[0], w[1]);
+            if target <= e1 && e1 > e0 {
+                // The first millisecond at which log_end(t) >= target.
+                let frac = (target - e0) as f64 / (e1 - e0) as f64;
+                let mut t = t0 + ((t1 - t0) as f64 * frac).ceil() as i64;
+                while t > t0 && self.log_end(t - 1) >= target {
+                    t -= 1;
+                }
+                while self.log_end(t) < target {
+                    t += 1;
+                }
+                return t;
+            }
+        }
+        let &(last_t, last_e) = self.curve.last().expect("non-empty");
+        let mut t = last_t + (((target - last_e) as f64) * 1000.0 / rate).floor() as i64;
+        while self.log_end(t) < target {
+            t += 1;
+        }
+        t
     }
 
     /// The first offset produced at or after `t_ms`, within `[earliest, log_end(now)]`;
     /// what a reset "to timestamp" moves to.
     pub fn offset_for_time(&self, t_ms: i64, now_ms: i64) -> i64 {
-        let rate = if self.produce_per_sec > 0.0 {
-            self.produce_per_sec
+        let o = if self.curve.is_empty() {
+            let rate = if self.produce_per_sec > 0.0 {
+                self.produce_per_sec
+            } else {
+                1.0
+            };
+            self.anchor_end - 1 + (((t_ms - self.anchor_ms) as f64) * rate / 1000.0).ceil() as i64
         } else {
-            1.0
+            // Everything before the log end just before t was produced before t.
+            self.log_end(t_ms - 1)
         };
-        let o =
-            self.anchor_end - 1 + (((t_ms - self.anchor_ms) as f64) * rate / 1000.0).ceil() as i64;
         o.clamp(self.earliest, self.log_end(now_ms))
+    }
+
+    /// The knots of the curve in `(from_ms, to_ms]`, for the consumer's queue.
+    fn knots_between(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.curve
+            .iter()
+            .copied()
+            .filter(move |(t, _)| *t > from_ms && *t <= to_ms)
     }
 }
 
@@ -491,23 +555,30 @@ impl World {
                 anchor_end: 0,
                 produce_per_sec: rate,
                 earliest: 0,
+                curve: Vec::new(),
             });
         }
         Ok(())
     }
 }
 
-/// The committed offset of `c` at `now_ms` when consuming at `rate`, capped at the log end.
+/// The committed offset of `c` at `now_ms` when consuming at `rate` whenever there is
+/// something to consume: a queue served at `rate`, so a consumer that caught up waits at
+/// the log end and takes up new messages (a burst) at its rate, never faster.
 fn committed_at(c: &SimCommit, p: &SimPartition, rate: f64, now_ms: i64) -> Option<i64> {
     let start = c.anchor_offset?;
-    let dt = (now_ms - c.anchor_ms).max(0) as f64;
-    let consumed = (dt * rate / 1000.0).floor() as i64;
     let log_end = p.log_end(now_ms);
-    Some(if start >= log_end {
-        start
-    } else {
-        (start + consumed).min(log_end)
-    })
+    if start >= log_end {
+        return Some(start);
+    }
+    let served = |since_ms: i64| ((now_ms - since_ms).max(0) as f64 * rate / 1000.0).floor() as i64;
+    // c(t) = min(c0 + R(t - t0), e(t), min over knots s in (t0, t] of e(s) + R(t - s)):
+    // the queue drained at R from its start or from the last time it was caught up.
+    let mut c_now = (start + served(c.anchor_ms)).min(log_end);
+    for (t, e) in p.knots_between(c.anchor_ms, now_ms) {
+        c_now = c_now.min(e + served(t));
+    }
+    Some(c_now.max(start))
 }
 
 /// How to generate a world: sizes, rates and a seed.
@@ -605,6 +676,7 @@ impl World {
                                     anchor_end: end,
                                     produce_per_sec: rate,
                                     earliest: end / 10,
+                                    curve: Vec::new(),
                                 }
                             })
                             .collect();
@@ -654,6 +726,7 @@ mod tests {
             anchor_end: 1_000,
             produce_per_sec: 10.0,
             earliest: 100,
+            curve: Vec::new(),
         }
     }
 
@@ -667,6 +740,44 @@ mod tests {
         assert_eq!(p.offset_for_time(1_001_000, 1_002_000), 1_009);
         assert_eq!(p.offset_for_time(0, 1_002_000), 100);
         assert_eq!(p.offset_for_time(9_999_999_999, 1_002_000), 1_020);
+    }
+
+    #[test]
+    fn a_curve_is_inverted_exactly_and_a_consumer_queues_behind_a_burst() {
+        // 1,000 messages in the first second after 60 s of silence, then silence.
+        let p = SimPartition {
+            anchor_ms: 0,
+            anchor_end: 0,
+            produce_per_sec: 0.0,
+            earliest: 0,
+            curve: vec![(0, 500), (60_000, 500), (61_000, 1_500)],
+        };
+        assert_eq!(p.log_end(30_000), 500);
+        assert_eq!(p.log_end(60_500), 1_000);
+        assert_eq!(p.log_end(100_000), 1_500);
+        for offset in [500, 777, 1_499] {
+            let t = p.produce_time_ms(offset);
+            assert!(
+                p.log_end(t) > offset && p.log_end(t - 1) <= offset,
+                "{offset} at {t}"
+            );
+        }
+        // Caught up at 500 since 0, consuming 100/s: the burst is taken up at that rate.
+        let c = SimCommit {
+            anchor_ms: 0,
+            anchor_offset: Some(500),
+        };
+        assert_eq!(committed_at(&c, &p, 100.0, 60_000), Some(500));
+        assert_eq!(
+            committed_at(&c, &p, 100.0, 65_000),
+            Some(1_000),
+            "5 s at 100/s"
+        );
+        assert_eq!(
+            committed_at(&c, &p, 100.0, 80_000),
+            Some(1_500),
+            "caught up"
+        );
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
             api_rate_limits: Default::default(),
             discover_instances: None,
             instances,
+            time_lag: Default::default(),
         });
     }
     Config {
@@ -99,6 +100,8 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
         request_timeout: None,
         stale_after: None,
         discovery_interval: crate::config::DEFAULT_DISCOVERY_INTERVAL,
+        state_dir: None,
+        verdict: Default::default(),
         accounts,
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::text::{Family, Value, header, sample};
+use crate::model::{GroupInfo, GroupState, Status};
 use crate::store::{GroupEntry, Polled};
 use kcle_clock::unix_seconds_f64;
 
@@ -42,6 +43,41 @@ pub const PARTITION_END: Family = Family {
     kind: "gauge",
     help: "Log-end offset of the partition (Alibaba BrokerOffset, Tencent LogEndOffset), from the most recent successful poll of a group consuming the topic.",
 };
+pub const MAX_LAG_SECONDS: Family = Family {
+    name: "kafka_consumergroup_max_lag_seconds",
+    kind: "gauge",
+    help: "Largest estimated time lag over the consumer group's partitions (see kafka_consumergroup_lag_seconds), as of the group's last successful poll.",
+};
+pub const STATUS: Family = Family {
+    name: "kafka_consumergroup_status",
+    kind: "gauge",
+    help: "Burrow-style verdict on the consumer group over its last polls: 1 for the current status (OK, WARN, STALL, STOP, REWIND, or ERR when its last poll failed), 0 for the others.",
+};
+pub const WORST_PARTITION: Family = Family {
+    name: "kafka_consumergroup_worst_partition",
+    kind: "gauge",
+    help: "The partition that decided a consumer group's verdict when it is not OK, with that partition's status; always 1.",
+};
+pub const STATE: Family = Family {
+    name: "kafka_consumergroup_state",
+    kind: "gauge",
+    help: "The consumer group's Kafka state as the cloud reports it (Alibaba GetConsumerProgress state, Tencent DescribeGroupInfo State): 1 for the current state, 0 for the others; unknown for a state this exporter does not know.",
+};
+pub const MEMBERS: Family = Family {
+    name: "kafka_consumergroup_members",
+    kind: "gauge",
+    help: "Members of the consumer group as the cloud reports them (Alibaba: distinct members owning partitions; Tencent: DescribeGroupInfo Members).",
+};
+pub const LAST_REBALANCE: Family = Family {
+    name: "kafka_consumergroup_last_rebalance_timestamp_seconds",
+    kind: "gauge",
+    help: "Unix time of the consumer group's last rebalance (Alibaba RebalanceInfoList LastRebalanceTimestamp).",
+};
+pub const GENERATION: Family = Family {
+    name: "kafka_consumergroup_rebalance_generation",
+    kind: "gauge",
+    help: "The consumer group's generation, the number of rebalances so far (Alibaba RebalanceInfoList Generation).",
+};
 pub const INSTANCE_INFO: Family = Family {
     name: "kafka_cloud_lag_exporter_instance_info",
     kind: "gauge",
@@ -59,13 +95,20 @@ pub const LAST_SUCCESS: Family = Family {
 };
 
 /// Every family this module renders, in output order.
-pub const FAMILIES: [Family; 9] = [
+pub const FAMILIES: [Family; 16] = [
     CURRENT_OFFSET,
     LAG,
     LAG_SECONDS,
     TOPIC_LAG,
     LAST_CONSUMED,
     PARTITION_END,
+    MAX_LAG_SECONDS,
+    STATUS,
+    WORST_PARTITION,
+    STATE,
+    MEMBERS,
+    LAST_REBALANCE,
+    GENERATION,
     INSTANCE_INFO,
     GROUP_UP,
     LAST_SUCCESS,
@@ -113,6 +156,109 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
     });
 
     partition_end(out, &fresh);
+
+    header(out, &MAX_LAG_SECONDS);
+    for (entry, polled) in &fresh {
+        let max = polled
+            .progress
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.time_lag.map(|l| l.seconds))
+            .reduce(f64::max);
+        if let Some(max) = max {
+            sample(
+                out,
+                MAX_LAG_SECONDS.name,
+                &group_labels(entry),
+                Value::Float(max),
+            );
+        }
+    }
+
+    header(out, &STATUS);
+    for entry in entries.iter().filter(|e| e.last_attempt.is_some()) {
+        let status = if !entry.up {
+            Some(Status::Err)
+        } else {
+            entry
+                .last_good
+                .as_ref()
+                .and_then(|p| p.verdict.as_ref())
+                .map(|v| v.status)
+        };
+        let Some(status) = status else { continue };
+        let g = group_labels(entry);
+        for s in Status::ALL {
+            let labels = [g[0], g[1], g[2], ("status", s.label())];
+            sample(
+                out,
+                STATUS.name,
+                &labels,
+                Value::Int(i64::from(s == status)),
+            );
+        }
+    }
+
+    header(out, &WORST_PARTITION);
+    let mut num = itoa::Buffer::new();
+    for (entry, polled) in fresh.iter().filter(|(e, _)| e.up) {
+        if let Some(w) = polled.verdict.as_ref().and_then(|v| v.worst.as_ref()) {
+            let g = group_labels(entry);
+            let labels = [
+                g[0],
+                g[1],
+                g[2],
+                ("topic", w.topic.as_str()),
+                ("partition", num.format(w.partition)),
+                ("status", w.status.label()),
+            ];
+            sample(out, WORST_PARTITION.name, &labels, Value::Int(1));
+        }
+    }
+
+    // Group state and membership, while the group's data is fresh.
+    let infos: Vec<(&GroupEntry, &GroupInfo)> = fresh
+        .iter()
+        .filter_map(|(e, _)| e.info.as_ref().map(|(i, _)| (*e, &**i)))
+        .collect();
+    header(out, &STATE);
+    for (entry, info) in &infos {
+        let g = group_labels(entry);
+        for s in GroupState::ALL {
+            let labels = [g[0], g[1], g[2], ("state", s.label())];
+            sample(
+                out,
+                STATE.name,
+                &labels,
+                Value::Int(i64::from(s == info.state)),
+            );
+        }
+    }
+    header(out, &MEMBERS);
+    for (entry, info) in &infos {
+        if let Some(m) = info.members {
+            sample(
+                out,
+                MEMBERS.name,
+                &group_labels(entry),
+                Value::Int(i64::from(m)),
+            );
+        }
+    }
+    header(out, &LAST_REBALANCE);
+    for (entry, info) in &infos {
+        if let Some(ms) = info.rebalance.as_ref().and_then(|r| r.last_ms) {
+            let v = Value::Float(ms as f64 / 1000.0);
+            sample(out, LAST_REBALANCE.name, &group_labels(entry), v);
+        }
+    }
+    header(out, &GENERATION);
+    for (entry, info) in &infos {
+        if let Some(g) = info.rebalance.as_ref().and_then(|r| r.generation) {
+            sample(out, GENERATION.name, &group_labels(entry), Value::Int(g));
+        }
+    }
 
     header(out, &INSTANCE_INFO);
     let mut previous: Option<(&str, &str)> = None;

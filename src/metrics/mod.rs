@@ -125,10 +125,11 @@ mod tests {
         let b = target(Cloud::Tencent, "ckafka-1", "b");
         store.set_targets(&[a.clone(), b.clone()]);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        store.record_success(&a, progress(&[("orders", &[(0, Some(5), 10)])]), t0);
+        store.record_success(&a, progress(&[("orders", &[(0, Some(5), 10)])]), None, t0);
         store.record_success(
             &b,
             progress(&[("orders", &[(0, Some(7), 12)])]),
+            None,
             t0 + Duration::from_secs(1),
         );
         let text =
@@ -154,6 +155,7 @@ mod tests {
         store.record_success(
             &a,
             progress(&[("t", &[(0, None, 10), (1, Some(12), 10)])]),
+            None,
             t0,
         );
         let text =
@@ -179,7 +181,7 @@ mod tests {
         let a = target(Cloud::Alibaba, "alikafka-1", "a");
         store.set_targets(std::slice::from_ref(&a));
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        store.record_success(&a, progress(&[("t", &[(0, Some(1), 10)])]), t0);
+        store.record_success(&a, progress(&[("t", &[(0, Some(1), 10)])]), None, t0);
         store.record_failure(&a, t0 + Duration::from_secs(30));
         let m = Metrics::new();
         store.set_stale_after(Duration::from_secs(90));

@@ -41,6 +41,20 @@ impl FailureLog {
     /// Logs a failed poll: the first of its kind at once, repeats as one summary line per
     /// [`SUMMARY_WINDOW`].
     pub fn failed(&self, target: &GroupTarget, err: &ProviderError, at: Instant) {
+        self.log(target, err, at, "poll failed");
+    }
+
+    /// Logs a failed read of a group's state (Tencent `DescribeGroupInfo`) the same way.
+    pub fn state_read_failed(&self, target: &GroupTarget, err: &ProviderError, at: Instant) {
+        self.log(
+            target,
+            err,
+            at,
+            "reading the state of consumer groups failed",
+        );
+    }
+
+    fn log(&self, target: &GroupTarget, err: &ProviderError, at: Instant, what: &'static str) {
         let signature = (err.kind, err.code.clone());
         {
             let mut failing = lock(&self.failing);
@@ -93,7 +107,7 @@ impl FailureLog {
             code = %err.code.as_deref().unwrap_or(""),
             request_id = %err.request_id.as_deref().unwrap_or(""),
             error = %err,
-            "poll failed"
+            "{what}"
         );
     }
 

@@ -26,11 +26,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::discovery::{self, Discovered, Rules};
-use crate::model::{Cloud, GroupKey, GroupTarget};
+use crate::model::{Cloud, GroupKey, GroupTarget, InstanceRef as InstanceRefKey};
 use crate::providers::budget::{Budget, BudgetState};
 use crate::providers::{self, ErrorKind, Provider, ProviderError};
 use crate::store::Store;
-use crate::timelag::Estimator;
+use crate::timelag::{self, Estimator};
+use crate::verdict::Evaluator;
 use failures::FailureLog;
 pub use round::RoundReport;
 use round::{Round, schedule};
@@ -41,6 +42,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Shortest deadline of a discovery pass (listings of many pages need more than a poll).
 const MIN_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often the time-lag history is written to `state_dir` (and once more at shutdown).
+pub const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+
 /// Timing of polls and discovery.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
@@ -48,6 +52,8 @@ pub struct Settings {
     /// Deadline of one group's poll, every page and retry included.
     pub poll_timeout: Duration,
     pub discovery_interval: Duration,
+    /// Polls per verdict window.
+    pub verdict_window: usize,
 }
 
 /// What the scheduler reports as it works; `metrics` implements it, so that this module
@@ -74,6 +80,9 @@ pub struct AccountRuntime {
     /// The account's request budget, shared by its providers (rate and concurrency).
     pub budget: Arc<Budget>,
     pub discovery: Rules,
+    /// Whether to read the produce time of the message at lagging committed offsets
+    /// (`time_lag.probe`), where the cloud can.
+    pub probe: bool,
 }
 
 impl AccountRuntime {
@@ -149,6 +158,9 @@ pub struct Scheduler {
     round_budget: Mutex<HashMap<Arc<str>, f64>>,
     rediscover: Notify,
     estimator: Mutex<Estimator>,
+    verdicts: Mutex<Evaluator>,
+    /// Where the time-lag history is saved, if anywhere.
+    state_dir: Option<std::path::PathBuf>,
     failures: FailureLog,
     in_flight: Mutex<HashSet<GroupKey>>,
     missing: Mutex<HashSet<GroupKey>>,
@@ -164,13 +176,19 @@ fn read<T: Clone>(l: &RwLock<T>) -> T {
 }
 
 impl Scheduler {
+    /// A scheduler; with `state_dir`, the time-lag history saved there is loaded.
     pub fn new(
         clock: Clock,
         store: Arc<Store>,
         observer: Arc<dyn PollObserver>,
         settings: Settings,
         plan: PollPlan,
+        state_dir: Option<std::path::PathBuf>,
     ) -> Arc<Self> {
+        let estimator = state_dir
+            .as_deref()
+            .map(timelag::load_or_start)
+            .unwrap_or_default();
         let scheduler = Arc::new(Scheduler {
             clock,
             store,
@@ -182,7 +200,9 @@ impl Scheduler {
             discovered: Mutex::new(HashMap::new()),
             round_budget: Mutex::new(HashMap::new()),
             rediscover: Notify::new(),
-            estimator: Mutex::new(Estimator::default()),
+            estimator: Mutex::new(estimator),
+            verdicts: Mutex::new(Evaluator::new(settings.verdict_window)),
+            state_dir,
             failures: FailureLog::default(),
             in_flight: Mutex::new(HashSet::new()),
             missing: Mutex::new(HashSet::new()),
@@ -221,7 +241,13 @@ impl Scheduler {
     }
 
     fn install(&self, plan: PollPlan, settings: Settings) {
-        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+        let old = std::mem::replace(
+            &mut *self.settings.write().unwrap_or_else(|e| e.into_inner()),
+            settings,
+        );
+        if old.verdict_window != settings.verdict_window {
+            *lock(&self.verdicts) = Evaluator::new(settings.verdict_window);
+        }
         self.observer.interval_set(settings.poll_interval);
         lock(&self.discovered).retain(|name, _| {
             plan.accounts
@@ -264,6 +290,7 @@ impl Scheduler {
         let keys: HashSet<GroupKey> = targets.iter().map(GroupTarget::key).collect();
         lock(&self.missing).retain(|k| keys.contains(k));
         self.failures.retain(|k| keys.contains(k));
+        lock(&self.verdicts).retain(|k| keys.contains(k));
         *self.targets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(targets);
         *self.target_keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
     }
@@ -354,7 +381,21 @@ impl Scheduler {
                     tracing::info!(%target, "consumer group exists again");
                     self.store.set_targets(&self.targets());
                 }
-                self.store.record_success(target, progress, at);
+                // Whether the group has members: from this answer, else as last read.
+                let info = progress.info.clone().map(Arc::new).or_else(|| {
+                    self.store
+                        .get(&key)
+                        .and_then(|e| e.info.as_ref().map(|(i, _)| i.clone()))
+                });
+                let members = info.and_then(|i| {
+                    i.members.map(|m| m > 0).or_else(|| {
+                        (i.state != crate::model::GroupState::Unknown)
+                            .then(|| i.state.has_active_members())
+                    })
+                });
+                let verdict = lock(&self.verdicts).observe(&key, &progress, members);
+                self.store
+                    .record_success(target, progress, Some(verdict), at);
                 self.failures.recovered(target);
                 Ok(())
             }
@@ -448,6 +489,7 @@ impl Scheduler {
             due: due_times,
             length,
         } = self.plan_round(number, start);
+        self.read_group_infos(&plan, &targets, tasks);
         for (due, i) in due_times {
             if !self.wait_until(due, shutdown).await {
                 return None;
@@ -480,6 +522,143 @@ impl Scheduler {
         Some((round, length))
     }
 
+    /// Reads the state and membership of the round's groups on clouds that report them
+    /// apart from the progress (batched, one task per batch, paced by the budget).
+    fn read_group_infos(
+        self: &Arc<Self>,
+        plan: &PollPlan,
+        targets: &[GroupTarget],
+        tasks: &mut JoinSet<()>,
+    ) {
+        let mut by_instance: BTreeMap<&InstanceRefKey, Vec<&GroupTarget>> = BTreeMap::new();
+        for t in targets {
+            if providers::profile(t.instance.cloud)
+                .group_info_batch
+                .is_some()
+            {
+                by_instance.entry(&t.instance).or_default().push(t);
+            }
+        }
+        for (instance, groups) in by_instance {
+            let Some(account) = plan.accounts.get(&instance.account) else {
+                continue;
+            };
+            let Some(provider) = account.provider(&instance.region) else {
+                continue;
+            };
+            let batch = providers::profile(instance.cloud)
+                .group_info_batch
+                .unwrap_or(1)
+                .max(1);
+            for chunk in groups.chunks(batch) {
+                let chunk: Vec<GroupTarget> = chunk.iter().map(|t| (*t).clone()).collect();
+                let (this, provider) = (self.clone(), provider.clone());
+                tasks.spawn(async move {
+                    let names: Vec<&str> = chunk.iter().map(|t| &*t.group).collect();
+                    let deadline = this.clock.instant() + this.settings().poll_timeout;
+                    match provider
+                        .group_infos(&chunk[0].instance, &names, deadline)
+                        .await
+                    {
+                        Ok(infos) => {
+                            let at = this.clock.now();
+                            for (group, info) in infos {
+                                if let Some(t) = chunk.iter().find(|t| *t.group == *group) {
+                                    this.store.record_info(t, info, at);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            this.failures
+                                .state_read_failed(&chunk[0], &e, this.clock.instant())
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Reads the produce time of the messages at lagging committed offsets, for accounts
+    /// with `time_lag.probe`, within the action's budget: the partitions whose estimate is
+    /// least certain (then largest lag) first; a probe is reused until the offset moves.
+    async fn probe_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        const PER_INSTANCE: usize = 4;
+        loop {
+            let plan = self.plan();
+            let targets = self.targets();
+            let mut instances: Vec<&Arc<InstanceRefKey>> = targets
+                .iter()
+                .filter(|t| {
+                    plan.accounts
+                        .get(&t.instance.account)
+                        .is_some_and(|a| a.probe)
+                        && providers::profile(t.instance.cloud).probe_action.is_some()
+                })
+                .map(|t| &t.instance)
+                .collect();
+            instances.sort();
+            instances.dedup();
+            let mut probed = 0;
+            for instance in instances {
+                let Some(provider) = plan
+                    .accounts
+                    .get(&instance.account)
+                    .and_then(|a| a.provider(&instance.region))
+                else {
+                    continue;
+                };
+                let candidates = lock(&self.estimator).probe_candidates(
+                    instance.cloud,
+                    &instance.instance_id,
+                    PER_INSTANCE,
+                );
+                for c in candidates {
+                    let deadline = self.clock.instant() + self.settings().poll_timeout;
+                    let read = tokio::select! {
+                        r = provider.message_time(instance, &c.topic, c.partition, c.offset, deadline) => r,
+                        _ = crate::signals::stopped(&mut shutdown) => return,
+                    };
+                    probed += 1;
+                    match read {
+                        Ok(at) => lock(&self.estimator).record_probe(
+                            instance.cloud,
+                            &instance.instance_id,
+                            &c.topic,
+                            c.partition,
+                            c.offset,
+                            at,
+                        ),
+                        Err(e) => tracing::debug!(
+                            instance = %instance.instance_id, topic = %c.topic,
+                            partition = c.partition, error = %e, "probe failed"
+                        ),
+                    }
+                }
+            }
+            if probed == 0 {
+                let rest = self.settings().poll_interval;
+                tokio::select! {
+                    _ = self.clock.sleep(rest) => {}
+                    _ = crate::signals::stopped(&mut shutdown) => return,
+                }
+            }
+        }
+    }
+
+    /// Writes the time-lag history to `state_dir` (on a blocking thread).
+    async fn save_state(self: &Arc<Self>) {
+        let Some(dir) = self.state_dir.clone() else {
+            return;
+        };
+        let this = self.clone();
+        let saved = tokio::task::spawn_blocking(move || lock(&this.estimator).save(&dir)).await;
+        match saved {
+            Ok(Ok(n)) => tracing::debug!(partitions = n, "time-lag history saved"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "saving the time-lag history failed"),
+            Err(e) => tracing::warn!(error = %e, "saving the time-lag history failed"),
+        }
+    }
+
     /// `once`: discovery (when any account discovers), then one round, waiting for
     /// every poll of it.
     pub async fn run_once(self: &Arc<Self>) -> RoundReport {
@@ -509,6 +688,8 @@ impl Scheduler {
             }
         }
         tasks.spawn(self.clone().discovery_loop(shutdown.clone()));
+        tasks.spawn(self.clone().probe_loop(shutdown.clone()));
+        let mut last_save = self.clock.instant();
         let mut number = 0u64;
         let mut round_start = self.clock.instant();
         loop {
@@ -520,6 +701,10 @@ impl Scheduler {
             };
             number += 1;
             round_start += length;
+            if self.clock.instant() - last_save >= STATE_SAVE_INTERVAL {
+                self.save_state().await;
+                last_save = self.clock.instant();
+            }
             let now = self.clock.instant();
             if round_start < now {
                 tracing::warn!(
@@ -540,6 +725,7 @@ impl Scheduler {
         if grace.await.is_err() {
             tracing::warn!("in-flight polls did not finish within the shutdown grace period");
         }
+        self.save_state().await;
     }
 
     /// Counts one poll of a round as ended; the last one closes the round.

@@ -13,7 +13,8 @@
 //! consumer's estimate stays as precise as it was when the offset was recent.
 //!
 //! Memory is bounded: [`MAX_POINTS`] observations per partition (the first kept, segments
-//! below every group's committed offset trimmed, the older half thinned when full), state
+//! below every group's committed offset trimmed, and when full the point whose loss
+//! changes the interpolation least dropped), state
 //! released when a partition is not seen for [`FORGET_AFTER`]. The history can be saved to
 //! `state_dir` and loaded at start (see [`Estimator::save`]), so that it survives restarts.
 
@@ -79,22 +80,42 @@ impl History {
         if self.ends.is_empty() {
             self.base_ms = at_ms;
         }
-        if self.len() >= MAX_POINTS {
-            self.thin();
+        if self.ends.capacity() == 0 {
+            // Exactly the cap, so that a full history wastes no heap.
+            self.times.reserve_exact(MAX_POINTS + 1);
+            self.ends.reserve_exact(MAX_POINTS + 1);
         }
         self.times.push((at_ms - self.base_ms) as u32);
         self.ends.push(log_end);
+        if self.len() > MAX_POINTS {
+            self.drop_least_informative();
+        }
     }
 
-    /// Drops every second point of the older half, keeping the first.
-    fn thin(&mut self) {
-        let half = self.len() / 2;
-        let keep: Vec<bool> = (0..self.len()).map(|i| i >= half || i % 2 == 0).collect();
-        let mut k = keep.iter();
-        self.times
-            .retain(|_| *k.next().expect("one flag per point"));
-        let mut k = keep.iter();
-        self.ends.retain(|_| *k.next().expect("one flag per point"));
+    /// Drops the interior point whose loss changes the history least: the one the line
+    /// between its neighbours passes closest to (in time, at its log end), ties going to
+    /// the one whose merged segment is shortest. Steady production loses nothing, a
+    /// ramp or a burst keeps its knees, and the first and newest points always stay.
+    fn drop_least_informative(&mut self) {
+        let cost = |i: usize| -> f64 {
+            let ((t0, e0), (t1, e1), (t2, e2)) = (self.at(i - 1), self.at(i), self.at(i + 1));
+            let width = (t2 - t0) as f64;
+            let interpolated = if e2 > e0 {
+                t0 as f64 + (e1 - e0) as f64 / (e2 - e0) as f64 * width
+            } else {
+                t0 as f64
+            };
+            (interpolated - t1 as f64).abs() + width * TIE_WEIGHT
+        };
+        /// How much a merged segment's length counts against a point's interpolation
+        /// error: enough to spread points of a straight history evenly, too little to
+        /// outweigh a knee.
+        const TIE_WEIGHT: f64 = 0.01;
+        let victim = (1..self.len() - 1)
+            .min_by(|a, b| cost(*a).total_cmp(&cost(*b)))
+            .expect("a full history has interior points");
+        self.times.remove(victim);
+        self.ends.remove(victim);
     }
 
     /// Drops the points of segments that lie wholly below `min_committed` (no message any
@@ -522,6 +543,8 @@ impl PartitionState {
         let i = match self.commits.iter().position(|c| c.group == *group) {
             Some(i) => i,
             None => {
+                // Usually one group reads a partition: no spare capacity.
+                self.commits.reserve_exact(1);
                 self.commits.push(Commit {
                     group: group.clone(),
                     offset,

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod accuracy;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,6 +67,16 @@ pub async fn start_environment(
     poll_interval: Duration,
 ) -> SimEnvironment {
     let world = World::generate(spec, unix_millis(clock.now()));
+    start_environment_with_world(world, settings, clock, poll_interval).await
+}
+
+/// Starts a simulator serving `world` on `clock` and a configuration for it.
+pub async fn start_environment_with_world(
+    world: World,
+    settings: SimSettings,
+    clock: Clock,
+    poll_interval: Duration,
+) -> SimEnvironment {
     let keys = (
         settings.alibaba_keys.first().cloned(),
         settings.tencent_keys.first().cloned(),

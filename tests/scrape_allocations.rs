@@ -8,17 +8,16 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use kafka_cloud_lag_exporter::metrics::Metrics;
-use kafka_cloud_lag_exporter::model::{
-    Cloud, GroupInfo, GroupProgress, GroupState, GroupTarget, InstanceRef, PartitionProgress,
-    Rebalance, Status, TimeLag, TimeLagMethod, TopicProgress, Verdict, WorstPartition,
-};
 use kafka_cloud_lag_exporter::scheduler;
 use kafka_cloud_lag_exporter::store::Store;
+
+#[path = "support/scale.rs"]
+mod scale;
+use scale::store;
 
 struct Counting;
 
@@ -65,83 +64,10 @@ fn allocations<R>(f: impl FnOnce() -> R) -> (u64, R) {
     (ALLOCATIONS.load(Ordering::Relaxed) - before, r)
 }
 
-const T0: u64 = 1_700_000_000;
-
-/// A store of `groups` groups × 5 topics × 10 partitions on both clouds, with every
-/// family's inputs: time lag, last-consumed times, verdicts with a worst partition, group
-/// state, members and rebalances.
-fn store(groups: usize) -> Store {
-    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(T0);
-    let store = Store::new();
-    store.set_stale_after(Duration::from_secs(90));
-    let targets: Vec<GroupTarget> = (0..groups)
-        .map(|g| {
-            let cloud = [Cloud::Alibaba, Cloud::Tencent][g % 2];
-            GroupTarget {
-                instance: Arc::new(InstanceRef {
-                    cloud,
-                    account: format!("{cloud}-production").into(),
-                    region: "cn-hangzhou".into(),
-                    instance_id: format!("{cloud}-instance-{:02}", g % 10).into(),
-                }),
-                group: format!("payments-settlement-consumer-{g:05}").into(),
-            }
-        })
-        .collect();
-    store.set_targets(&targets);
-    for (g, t) in targets.iter().enumerate() {
-        let topics = (0..5)
-            .map(|topic| TopicProgress {
-                topic: format!("orders-events-topic-{g:05}-{topic}"),
-                partitions: (0..10)
-                    .map(|p| PartitionProgress {
-                        partition: p,
-                        // Every fifth partition never committed, as the cloud reports it.
-                        committed: (p % 5 != 4).then_some(1_000_000 + i64::from(p)),
-                        log_end: 1_000_500 + g as i64,
-                        last_consumed_ms: (t.instance.cloud == Cloud::Alibaba)
-                            .then_some(1_700_000_000_123),
-                        time_lag: Some(TimeLag {
-                            seconds: 12.5 + f64::from(p),
-                            min_seconds: 10.0,
-                            max_seconds: Some(15.0),
-                            method: TimeLagMethod::Interpolated,
-                        }),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let info = GroupInfo {
-            state: GroupState::Stable,
-            members: Some(3),
-            rebalance: Some(Rebalance {
-                generation: Some(7),
-                last_ms: Some(1_699_999_000_000),
-                succeeded: Some(true),
-                duration_ms: Some(1_200),
-            }),
-        };
-        let verdict = Verdict {
-            status: Status::Warn,
-            worst: Some(WorstPartition {
-                topic: format!("orders-events-topic-{g:05}-0"),
-                partition: 3,
-                status: Status::Warn,
-            }),
-        };
-        let progress = GroupProgress {
-            topics,
-            info: Some(info),
-        };
-        store.record_success(t, progress, Some(verdict), at);
-    }
-    store
-}
-
 /// Allocations of one scrape's rendering of `store` (after a first, warming one), and the
 /// number of series it wrote.
 fn scrape(metrics: &Metrics, store: &Store) -> (u64, usize) {
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + 30);
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(scale::POLLED_AT_SECS + 30);
     let status = scheduler::Status::default();
     let _ = metrics.render(store, &status, now);
     let (n, body) = allocations(|| metrics.render(store, &status, now));

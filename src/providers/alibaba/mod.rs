@@ -776,6 +776,17 @@ fn scrub(message: &str, creds: &Credentials) -> String {
     out
 }
 
+/// A successful `GetConsumerProgress` answer body as a poll reads it: the same parsing and
+/// conversion, without the request. For `cargo bench --bench hot_paths`.
+#[doc(hidden)]
+pub fn parse_consumer_progress(body: &[u8]) -> Result<GroupProgress, String> {
+    let (_, answer) = wire::parse::<wire::GetConsumerProgress>(body).map_err(|e| e.to_string())?;
+    let progress = answer
+        .consumer_progress
+        .ok_or("GetConsumerProgress answer has no ConsumerProgress")?;
+    progress_from_wire(&progress)
+}
+
 /// Converts `ConsumerProgress` into the model: committed offsets below zero mean "never
 /// committed", timestamps of zero or below mean "unknown" (alikafka sends -1).
 fn progress_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupProgress, String> {

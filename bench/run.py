@@ -9,6 +9,8 @@ the next one's memory):
     CPU seconds at ready, the first round's duration (the exporter's
     kafka_cloud_lag_exporter_poll_round_duration_seconds) against the rate-limit floor:
     for each account and action, requests sent in the round ÷ the configured budget;
+ 1b. with --steady-minutes M, M more minutes of rounds without scrapes, RSS every 30 s
+    (the time-lag histories fill up over the first 12 polls);
  2. --scrapes sequential scrapes of /metrics, plain and gzip (curl, one connection each):
     median and p99 time, size, and the exporter's CPU seconds per scrape (its CPU during
     the scrapes less the polling CPU measured in step 4);
@@ -251,6 +253,9 @@ def main():
     ap.add_argument("--bin", default="target/release/kafka-cloud-lag-exporter")
     ap.add_argument("--scrapes", type=int, default=50, help="sequential scrapes per variant (default 50)")
     ap.add_argument("--out", default="bench/results", help="directory of the JSON result")
+    ap.add_argument("--steady-minutes", type=float, default=0,
+                    help="after the first round, let the exporter poll this long without scrapes "
+                         "and record RSS every 30 s (time-lag histories fill in about 6 minutes)")
     ap.add_argument("--label", default="", help="appended to the result's file name, e.g. baseline")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = ap.parse_args()
@@ -299,7 +304,16 @@ def main():
         rss_ready = status_kib(pid, "VmRSS") / 1024
         cpu_ready = cpu_seconds(pid)
 
-        # One scrape for the exporter's own figures (after the RSS reading above).
+        steady = []
+        if args.steady_minutes > 0:
+            print(f"bench: {args.steady_minutes:g} minutes of rounds without scrapes", file=sys.stderr)
+            end = time.monotonic() + args.steady_minutes * 60
+            while time.monotonic() < end:
+                time.sleep(min(30, max(0.0, end - time.monotonic())))
+                steady.append({"after_ready_s": round(time.monotonic() - t_ready, 1),
+                               "rss_mib": status_kib(pid, "VmRSS") / 1024})
+
+        # One scrape for the exporter's own figures (after the RSS readings above).
         status, body = get(base + "/metrics")
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
@@ -374,7 +388,7 @@ def main():
     result = {
         "benchmark": "bench/run.sh",
         "started_at": started_at.isoformat(timespec="seconds"),
-        "machine": host,
+        "machine": {**host, "load_average_at_end": os.getloadavg()},
         "scenario": {"name": "bench-100k", "series": series, **{k: int(v) for k, v in sim_info.items()},
                      "poll_interval_s": poll_interval, "latency_ms": 30},
         "startup": {"listening_s": t_listen - t0, "ready_s": t_ready - t0},
@@ -389,6 +403,7 @@ def main():
         "steady_round": {"cpu_s": idle_cpu * poll_interval / idle_wall, "measured_over_s": idle_wall},
         "rss_mib": {
             "after_first_round": rss_ready,
+            "steady_without_scrapes": steady,
             "after_first_scrape": rss_after_scrape,
             "after_sequential_scrapes": rss_after_sequential,
             "at_end": rss_end,
@@ -437,6 +452,9 @@ def print_table(r):
         ("CPU per scrape (plain / gzip)", f"{p['cpu_s_per_scrape']*1e3:.0f} / {g['cpu_s_per_scrape']*1e3:.0f} ms", ""),
         ("RSS after the first round", f"{r['rss_mib']['after_first_round']:.1f} MiB", f"target ≤ 60: {yes(t['rss_after_round_within_60_mib'])}"),
     ]
+    if r["rss_mib"]["steady_without_scrapes"]:
+        last = r["rss_mib"]["steady_without_scrapes"][-1]
+        rows.append((f"RSS after {last['after_ready_s']:.0f} s more of rounds", f"{last['rss_mib']:.1f} MiB", "no scrapes"))
     for c in r["concurrent"]:
         rows.append((f"peak RSS, {c['concurrent']} concurrent {'gzip' if c['gzip'] else 'plain'}",
                      f"{c['peak_rss_mib']:.0f} MiB", f"all done in {c['wall_s']:.1f} s"))

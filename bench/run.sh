@@ -8,7 +8,8 @@
 # round against the rate-limit floor, CPU per round and per scrape, and time to ready.
 # Prints a table and writes it as JSON to bench/results/<date>-<host>.json.
 #
-# Usage: bench/run.sh [--scrapes N] [--out DIR]      (a few minutes; see bench/run.py --help)
+# Usage: bench/run.sh [--scrapes N] [--steady-minutes M] [--out DIR] [--label L]
+#        (about two minutes plus M; see bench/run.py --help)
 # Needs: cargo, python3 (standard library only), curl, Linux /proc. Installs nothing.
 # Env:   BIN (default target/release/kafka-cloud-lag-exporter, built by this script).
 set -euo pipefail

@@ -8,7 +8,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use kafka_cloud_lag_exporter::metrics::Metrics;
@@ -22,15 +21,16 @@ use scale::store;
 struct Counting;
 
 thread_local! {
-    /// Whether this thread's allocations are being counted.
+    /// Whether this thread's allocations are being counted, and how many there were: both
+    /// per thread, so that tests running in parallel do not count each other's.
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
 fn count() {
     // `try_with`: the flag may already be gone while a thread shuts down.
     if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
     }
 }
 
@@ -57,11 +57,11 @@ static GLOBAL: Counting = Counting;
 
 /// Heap allocations (and reallocations) made by `f` on this thread.
 fn allocations<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|c| c.set(true));
     let r = f();
     COUNTING.with(|c| c.set(false));
-    (ALLOCATIONS.load(Ordering::Relaxed) - before, r)
+    (ALLOCATIONS.with(Cell::get) - before, r)
 }
 
 /// Allocations of one scrape's rendering of `store` (after a first, warming one), and the

@@ -51,19 +51,25 @@ pub fn store(groups: usize) -> Store {
             .map(|topic| TopicProgress {
                 topic: topic_name(topic),
                 partitions: (0..PARTITIONS as i32)
-                    .map(|p| PartitionProgress {
-                        partition: p,
-                        // Every fifth partition never committed, as the cloud reports it.
-                        committed: (p % 5 != 4).then_some(1_000_000 + i64::from(p)),
-                        log_end: 1_000_500 + g as i64,
-                        last_consumed_ms: (t.instance.cloud == Cloud::Alibaba)
-                            .then_some(1_700_000_000_123),
-                        time_lag: Some(TimeLag {
-                            seconds: 12.5 + f64::from(p),
-                            min_seconds: 10.0,
-                            max_seconds: Some(15.0),
-                            method: TimeLagMethod::Interpolated,
-                        }),
+                    .map(|p| {
+                        // Values as varied as real ones, so that gzip has real work to do.
+                        let n = (g * TOPICS + topic) as i64 * PARTITIONS as i64 + i64::from(p);
+                        let spread = n.wrapping_mul(2_654_435_761) % 1_000_003;
+                        let log_end = 10_000_000 + spread * 37;
+                        PartitionProgress {
+                            partition: p,
+                            // Every fifth partition never committed, as the cloud reports it.
+                            committed: (p % 5 != 4).then_some(log_end - spread % 5_000),
+                            log_end,
+                            last_consumed_ms: (t.instance.cloud == Cloud::Alibaba)
+                                .then_some(1_699_999_000_000 + spread),
+                            time_lag: Some(TimeLag {
+                                seconds: spread as f64 / 1_000.0,
+                                min_seconds: 0.0,
+                                max_seconds: None,
+                                method: TimeLagMethod::Interpolated,
+                            }),
+                        }
                     })
                     .collect(),
             })

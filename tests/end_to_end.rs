@@ -111,6 +111,50 @@ async fn exported_values_equal_the_simulators_for_both_clouds() {
     assert!(!lagging_tencent.is_empty());
 }
 
+/// An Alibaba account that does not choose a signature version signs every request with
+/// V3 (ACS3-HMAC-SHA256 in the `Authorization` header), as the current official SDK does.
+#[tokio::test(start_paused = true)]
+async fn alibaba_signs_with_v3_unless_told_otherwise() {
+    let settings = SimSettings {
+        record_raw: true,
+        ..SimSettings::default()
+    };
+    let h = Harness::new(spec(), settings).await;
+    assert!(
+        h.env
+            .config
+            .accounts
+            .iter()
+            .all(|a| a.signature_version.is_none()),
+        "the test configuration leaves the version to the default"
+    );
+    let report = h.round().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let alibaba: Vec<_> = h
+        .env
+        .sim
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.cloud == Cloud::Alibaba)
+        .collect();
+    assert!(!alibaba.is_empty());
+    for r in alibaba {
+        let raw = r.raw.as_ref().expect("raw requests are recorded");
+        let auth = raw.header("authorization").unwrap_or_default();
+        assert!(
+            auth.starts_with("ACS3-HMAC-SHA256 "),
+            "{}: {auth:?}",
+            r.action
+        );
+        assert!(
+            !raw.path_and_query.contains("Signature="),
+            "{}: no V2 query signature",
+            r.action
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn golden_exposition() {
     let h = Harness::new(

@@ -1602,6 +1602,40 @@ async fn the_backup_holds_the_offsets_before_and_undoes_the_reset_exactly() {
         4,
         "every execute wrote its own backup"
     );
+
+    // A reset of one topic backs up that topic; the others are on record, not restored.
+    for cloud in CLOUDS {
+        let before = e.committed(cloud, &g);
+        let run = e
+            .execute(cloud, &g, |a| {
+                a.topic = vec![T6.into()];
+                a.to_earliest = true;
+            })
+            .await;
+        assert_executed(&run);
+        let path = backup_path(&run);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let t6: BTreeMap<(String, i32), i64> = before
+            .iter()
+            .filter(|(k, _)| k.0 == T6)
+            .map(|(k, c)| (k.clone(), c.unwrap()))
+            .collect();
+        assert_eq!(csv_rows(&text), t6, "{text}");
+        for p in 1..3 {
+            let line = format!("\n# {T5},{p},{}\n", before[&(T5.to_string(), p)].unwrap());
+            assert!(text.contains(&line), "{text} lacks {line}");
+        }
+        e.env.sim.state().clear_log();
+        let undo = e.execute(cloud, &g, |a| a.from_file = Some(path)).await;
+        assert_executed(&undo);
+        assert_eq!(
+            e.committed(cloud, &g),
+            before,
+            "{cloud}: the undo of one topic"
+        );
+        assert_eq!(e.writes().len(), 1, "one topic, one request");
+        e.env.sim.state().clear_log();
+    }
 }
 
 #[tokio::test(start_paused = true)]

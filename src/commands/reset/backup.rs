@@ -103,11 +103,16 @@ pub struct Header<'a> {
     pub planned: &'a str,
 }
 
-/// A backup of every committed offset of the group: a header comment (account, cloud,
-/// region, instance, group, time, the planned reset, the log ends read, the partitions
-/// without a committed offset, and the undo command), then one
-/// `topic,partition,offset` line per committed offset.
-pub fn backup_text(header: &Header<'_>, progress: &GroupProgress) -> String {
+/// A backup of the group's committed offsets: a header comment (account, cloud, region,
+/// instance, group, time, the planned reset, the undo command, every log end read, the
+/// planned partitions without a committed offset, and the committed offsets of the
+/// partitions the reset leaves alone), then one `topic,partition,offset` line per planned
+/// partition with a committed offset: exactly what `--from-file` must restore to undo it.
+pub fn backup_text(
+    header: &Header<'_>,
+    progress: &GroupProgress,
+    planned: &dyn Fn(&str, i32) -> bool,
+) -> String {
     let i = header.instance;
     let mut text = format!(
         "# kafka-cloud-lag-exporter reset-offsets backup: the committed offsets of a group before a reset\n\
@@ -128,6 +133,7 @@ pub fn backup_text(header: &Header<'_>, progress: &GroupProgress) -> String {
         header.group,
     );
     let mut uncommitted = Vec::new();
+    let mut others = Vec::new();
     for t in &progress.topics {
         let ends: Vec<String> = t
             .partitions
@@ -139,12 +145,13 @@ pub fn backup_text(header: &Header<'_>, progress: &GroupProgress) -> String {
             t.topic,
             ends.join(" ")
         ));
-        uncommitted.extend(
-            t.partitions
-                .iter()
-                .filter(|p| p.committed.is_none())
-                .map(|p| format!("{}/{}", t.topic, p.partition)),
-        );
+        for p in &t.partitions {
+            match (planned(&t.topic, p.partition), p.committed) {
+                (true, None) => uncommitted.push(format!("{}/{}", t.topic, p.partition)),
+                (false, Some(o)) => others.push(format!("# {},{},{o}\n", t.topic, p.partition)),
+                _ => {}
+            }
+        }
     }
     if !uncommitted.is_empty() {
         text.push_str(&format!(
@@ -152,10 +159,17 @@ pub fn backup_text(header: &Header<'_>, progress: &GroupProgress) -> String {
             uncommitted.join(" ")
         ));
     }
+    if !others.is_empty() {
+        text.push_str(
+            "# committed offsets of the group's other partitions, which this reset leaves alone:\n",
+        );
+        text.extend(others);
+    }
     text.push_str(&rows_text(progress.topics.iter().flat_map(|t| {
-        t.partitions
-            .iter()
-            .filter_map(|p| Some((t.topic.as_str(), p.partition, p.committed?)))
+        t.partitions.iter().filter_map(|p| {
+            let committed = p.committed.filter(|_| planned(&t.topic, p.partition))?;
+            Some((t.topic.as_str(), p.partition, committed))
+        })
     })));
     text
 }
@@ -288,6 +302,7 @@ mod tests {
                 planned: "to-latest of all topics (a, b)",
             },
             &progress,
+            &|_, _| true,
         );
         assert_eq!(
             text,
@@ -310,6 +325,34 @@ mod tests {
             .collect();
         assert_eq!(read, [("a", 0, 40), ("b", 0, 5)], "the backup reads back");
         assert_eq!(rows[0].line, 10);
+
+        // Only the planned partitions are restored; the others are on record.
+        let text = backup_text(
+            &Header {
+                instance: &instance(),
+                group: "payments",
+                at_ms: 1_700_000_000_000,
+                planned: "to-earliest of topic b",
+            },
+            &progress,
+            &|t, _| t == "b",
+        );
+        assert!(
+            text.ends_with(
+                "# log-end offsets of b (partition=offset): 0=50\n\
+                 # committed offsets of the group's other partitions, which this reset leaves alone:\n\
+                 # a,0,40\n\
+                 b,0,5\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("no committed offset"),
+            "a/1 is not planned: {text}"
+        );
+        let rows = parse(&text, "payments").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].topic.as_str(), rows[0].offset), ("b", 5));
     }
 
     #[test]

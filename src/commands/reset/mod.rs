@@ -254,6 +254,11 @@ async fn reset(
             planned: &planned,
         },
         &progress,
+        &|topic, partition| {
+            plan.rows
+                .iter()
+                .any(|r| r.topic == topic && r.partition == partition)
+        },
     );
     let path = backup::write_new(&dir, &backup::file_name(&instance, group, at_ms), &text)
         .map_err(|e| {

@@ -91,9 +91,12 @@ pub enum Command {
     /// and benchmarks. Writes a configuration that points at it with --write-config.
     Simulator(SimulatorArgs),
     /// Move a consumer group's committed offsets, like `kafka-consumer-groups
-    /// --reset-offsets`. Prints the plan and changes nothing unless --execute is given.
-    /// Exit status: 0 done (or dry run), 1 the cloud refused or the result differs from
-    /// the plan, 2 refused before writing (usage, configuration, validation).
+    /// --reset-offsets`. Prints the plan and changes nothing unless --execute is given;
+    /// with it, on a terminal, asks for the group name, then writes a backup of the
+    /// offsets (undo: --from-file BACKUP) before any write. Exit status: 0 done (or dry
+    /// run, or export), 1 a cloud call failed or the result differs from the plan, 2
+    /// refused before writing (usage, configuration, validation, no confirmation, no
+    /// backup).
     ResetOffsets(ResetArgs),
 }
 
@@ -264,7 +267,7 @@ pub struct ResetArgs {
         help_heading = "Target (exactly one)"
     )]
     pub from_file: Option<PathBuf>,
-    /// Apply the plan: back up the group's offsets, then write. Without it nothing is
+    /// Apply the plan: back up the offsets it moves, then write. Without it nothing is
     /// written (dry run).
     #[arg(long)]
     pub execute: bool,

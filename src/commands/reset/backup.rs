@@ -259,7 +259,8 @@ pub fn write_new(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Cloud, PartitionProgress, TopicProgress};
+    use crate::commands::reset::tests::partition;
+    use crate::model::{Cloud, TopicProgress};
 
     fn instance() -> InstanceRef {
         InstanceRef {
@@ -267,15 +268,6 @@ mod tests {
             account: "prod".into(),
             region: "ap-guangzhou".into(),
             instance_id: "ckafka-1".into(),
-        }
-    }
-
-    fn partition(partition: i32, committed: Option<i64>, log_end: i64) -> PartitionProgress {
-        PartitionProgress {
-            partition,
-            committed,
-            log_end,
-            ..PartitionProgress::default()
         }
     }
 

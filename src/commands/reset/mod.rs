@@ -185,7 +185,7 @@ async fn reset(
     let planned = format!(
         "{} of {}",
         target.describe(),
-        describe_selection(&scope, &plan)
+        describe_selection(&scope, &target, &plan)
     );
     put(
         err,
@@ -273,9 +273,8 @@ async fn reset(
         err,
         &format!(
             "backup: {} (the committed offsets before this reset; to undo it, run this \
-             command with --from-file {} instead of the target)\n",
+             command with --from-file and this path instead of the target)\n",
             path.display(),
-            path.display()
         ),
     )?;
     let audit = Audit::new(&instance, group, &path);
@@ -468,10 +467,14 @@ fn read_error(instance: &InstanceRef, group: &str, what: &str, e: &ProviderError
     }
 }
 
-/// The plan's partitions in words: "all topics (a, b)", "topic a", "topics a, b:0,2",
-/// "the rows of the file".
-fn describe_selection(scope: &Scope, plan: &Plan) -> String {
+/// The plan's partitions in words: "all topics (a, b)", "topic a", "topics a, b:0,2"; for
+/// a file, the topics it lists.
+fn describe_selection(scope: &Scope, target: &Target, plan: &Plan) -> String {
     match scope {
+        Scope::AllTopics if matches!(target, Target::File { .. }) => match plan.topics()[..] {
+            [one] => format!("topic {one}"),
+            ref many => format!("topics {}", many.join(", ")),
+        },
         Scope::AllTopics => format!("all topics ({})", plan.topics().join(", ")),
         Scope::Topics(list) if list.len() == 1 => format!("topic {}", list[0]),
         Scope::Topics(list) => {
@@ -585,4 +588,23 @@ async fn discover_region(
         account.name,
         account.regions().join(", ")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::PartitionProgress;
+
+    /// A partition's progress for the plan, outcome and backup tests.
+    pub(super) fn partition(
+        partition: i32,
+        committed: Option<i64>,
+        log_end: i64,
+    ) -> PartitionProgress {
+        PartitionProgress {
+            partition,
+            committed,
+            log_end,
+            ..PartitionProgress::default()
+        }
+    }
 }

@@ -341,7 +341,8 @@ impl Results {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PartitionProgress, ResetRequest, ResetScope, TopicProgress};
+    use crate::commands::reset::tests::partition;
+    use crate::model::{ResetRequest, ResetScope, TopicProgress};
 
     fn row(current: Option<i64>, log_end: i64, target: Expected) -> PlanRow {
         PlanRow {
@@ -398,15 +399,6 @@ mod tests {
             assert_eq!(v(&target, &r, Some(100)), Unverified);
             assert_eq!(v(&target, &r, Some(101)), NotApplied);
             assert_eq!(v(&target, &r, None), NotApplied);
-        }
-    }
-
-    fn partition(partition: i32, committed: Option<i64>, log_end: i64) -> PartitionProgress {
-        PartitionProgress {
-            partition,
-            committed,
-            log_end,
-            ..PartitionProgress::default()
         }
     }
 

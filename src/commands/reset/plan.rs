@@ -114,7 +114,17 @@ pub fn plan(
             steps.extend(list);
         }
         let what = match wish.target {
-            ResetTarget::ShiftBy(_) => "has no relative reset",
+            ResetTarget::ShiftBy(n) => {
+                // The cloud no longer limits the shift at the earliest retained offset.
+                if let Some(first) = notes.first_mut() {
+                    *first = format!(
+                        "TARGET is CURRENT-OFFSET {n:+} limited to [0, LOG-END-OFFSET]; the cloud \
+                         may refuse an offset below its earliest retained offset, which it does \
+                         not report"
+                    );
+                }
+                "has no relative reset"
+            }
             _ => "cannot reset only some partitions of a topic to the latest offset",
         };
         let translated = format!(
@@ -447,16 +457,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PartitionProgress;
-
-    fn partition(partition: i32, committed: Option<i64>, log_end: i64) -> PartitionProgress {
-        PartitionProgress {
-            partition,
-            committed,
-            log_end,
-            ..PartitionProgress::default()
-        }
-    }
+    use crate::commands::reset::tests::partition;
 
     /// Topic `a` (partitions 0 and 1, both committed) and `b` (partition 0 never committed).
     fn progress() -> GroupProgress {
@@ -728,6 +729,11 @@ mod tests {
         assert!(
             p.notes.iter().any(|n| n
                 .starts_with("alibaba has no relative reset: TARGET is sent as explicit offsets")),
+            "{:?}",
+            p.notes
+        );
+        assert!(
+            p.notes[0].contains("may refuse an offset below its earliest"),
             "{:?}",
             p.notes
         );

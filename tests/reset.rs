@@ -2134,6 +2134,20 @@ async fn json_output_has_the_plan_and_the_result_of_each_partition() {
             run.err
         );
 
+        // --export prints CSV, so it does not mix with JSON (clap refuses it too).
+        let mut export = args.clone();
+        (export.export, export.execute) = (true, false);
+        let run = e.run(&export).await;
+        assert_eq!(run.code, 2);
+        let doc: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+        assert!(
+            doc["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("--export prints the plan as CSV"),
+            "{doc}"
+        );
+
         // A refusal is a document too.
         args.group = "group-nope".into();
         let run = e.run(&args).await;

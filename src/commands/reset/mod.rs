@@ -178,9 +178,16 @@ async fn reset(
         provider.reset_calls(r)
     })?;
     report.set_plan(&plan);
-    let export = match args.export {
-        true => Some(plan.exact_offsets().map_err(refused)?),
-        false => None,
+    let export = if args.export {
+        if json || args.execute {
+            return Err(refused(
+                "--export prints the plan as CSV and writes nothing: leave out --output json \
+                 and --execute",
+            ));
+        }
+        Some(plan.exact_offsets().map_err(refused)?)
+    } else {
+        None
     };
     let planned = format!(
         "{} of {}",

@@ -24,7 +24,7 @@ pub use kcle_cloud::Action;
 
 use crate::credentials::{CredentialEnv, CredentialProvider};
 use crate::model::{
-    Cloud, DiscoveredInstance, GroupInfo, GroupProgress, InstanceRef, ResetRequest, ResetTarget,
+    Cloud, DiscoveredInstance, GroupInfo, GroupProgress, InstanceRef, ResetRequest,
 };
 use alibaba::SignatureVersion;
 
@@ -109,12 +109,17 @@ pub trait Provider: Send + Sync + fmt::Debug {
 /// [`build_writer`], which only the `reset-offsets` command calls (an architecture test
 /// checks that); the daemon holds [`Provider`]s, which have no write method.
 pub trait OffsetWriter: Provider {
-    /// Whether this cloud can apply `target` natively.
-    fn supports_reset(&self, target: &ResetTarget) -> bool;
+    /// The requests, in order, in which this cloud applies `request`, each sent by one
+    /// [`OffsetWriter::reset_offsets`] call (e.g. Alibaba resets explicit offsets one topic
+    /// per request); `None` when the cloud cannot express it (a relative shift on Alibaba),
+    /// so that the caller sends explicit offsets it computed instead, or refuses.
+    fn reset_calls(&self, request: &ResetRequest) -> Option<Vec<ResetRequest>>;
 
-    /// Moves a group's committed offsets (Alibaba `UpdateConsumerOffset`, Tencent
-    /// `ModifyGroupOffsets` / `BatchModifyGroupOffsets`). Business failures answered with
-    /// HTTP 200 are errors. Never retried: a write must not be repeated blindly.
+    /// Moves a group's committed offsets in one request (Alibaba `UpdateConsumerOffset`,
+    /// Tencent `ModifyGroupOffsets` / `BatchModifyGroupOffsets`); a request that
+    /// [`OffsetWriter::reset_calls`] would split or cannot express is refused unsent.
+    /// Business failures answered with HTTP 200 are errors. Never retried: a write must
+    /// not be repeated blindly.
     fn reset_offsets<'a>(
         &'a self,
         instance: &'a InstanceRef,

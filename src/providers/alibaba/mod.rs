@@ -321,10 +321,8 @@ impl Provider for AlibabaProvider {
 }
 
 impl OffsetWriter for AlibabaProvider {
-    fn supports_reset(&self, target: &ResetTarget) -> bool {
-        // UpdateConsumerOffset resets to a time (-1 latest, -2 earliest) or to explicit
-        // offsets; it has no relative shift.
-        !matches!(target, ResetTarget::ShiftBy(_))
+    fn reset_calls(&self, request: &ResetRequest) -> Option<Vec<ResetRequest>> {
+        reset_calls(request)
     }
 
     fn reset_offsets<'a>(
@@ -953,6 +951,28 @@ fn next_page(page_len: usize, new: usize, collected: usize, total: Option<i64>) 
     }
 }
 
+/// The `UpdateConsumerOffset` calls a reset needs. It resets one topic or every subscribed
+/// topic (an empty `Topic`) to a time (-1 latest, -2 earliest), or partitions of one topic
+/// to explicit offsets. So several topics take a call each; a relative shift, or a time
+/// for only some partitions of a topic, cannot be expressed (`None`).
+fn reset_calls(request: &ResetRequest) -> Option<Vec<ResetRequest>> {
+    match (&request.scope, &request.target) {
+        (_, ResetTarget::ShiftBy(_)) => None,
+        (ResetScope::Topic(_), _) => Some(vec![request.clone()]),
+        (_, ResetTarget::Offsets(_)) | (ResetScope::Partitions { .. }, _) => None,
+        (ResetScope::AllTopics(_), _) => Some(vec![request.clone()]),
+        (ResetScope::Topics(topics), target) => Some(
+            topics
+                .iter()
+                .map(|t| ResetRequest {
+                    scope: ResetScope::Topic(t.clone()),
+                    target: target.clone(),
+                })
+                .collect(),
+        ),
+    }
+}
+
 /// `UpdateConsumerOffset` parameters for a reset (besides region, instance and group).
 fn reset_params(request: &ResetRequest) -> Result<Vec<(&'static str, String)>, ProviderError> {
     let refuse = |m: &str| ProviderError::new(ErrorKind::ApiError, m).retryable(false);
@@ -960,6 +980,16 @@ fn reset_params(request: &ResetRequest) -> Result<Vec<(&'static str, String)>, P
     let topic = match &request.scope {
         ResetScope::AllTopics(_) => String::new(),
         ResetScope::Topic(t) => t.clone(),
+        ResetScope::Topics(_) => {
+            return Err(refuse(
+                "alibaba resets one topic, or every topic, per request: send one per topic",
+            ));
+        }
+        ResetScope::Partitions { .. } => {
+            return Err(refuse(
+                "alibaba resets whole topics to a time: give explicit offsets for some partitions",
+            ));
+        }
     };
     let mut params = vec![("Topic", topic.clone())];
     match &request.target {
@@ -1640,9 +1670,51 @@ mod tests {
             (one(), ResetTarget::Offsets(vec![])),
             (one(), ResetTarget::ShiftBy(-10)),
             (one(), ResetTarget::Timestamp(-1)),
+            (
+                ResetScope::Topics(vec!["a".into(), "b".into()]),
+                ResetTarget::Latest,
+            ),
+            (
+                ResetScope::Partitions {
+                    topic: "a".into(),
+                    partitions: vec![0],
+                },
+                ResetTarget::Latest,
+            ),
         ] {
             let e = reset(scope, target).unwrap_err();
             assert_eq!((e.kind, e.retryable), (ErrorKind::ApiError, false));
+        }
+    }
+
+    #[test]
+    fn several_topics_take_a_call_each_and_shifts_are_not_expressible() {
+        let request = |scope, target| ResetRequest { scope, target };
+        let two = ResetScope::Topics(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            reset_calls(&request(two.clone(), ResetTarget::Earliest)),
+            Some(vec![
+                request(ResetScope::Topic("a".into()), ResetTarget::Earliest),
+                request(ResetScope::Topic("b".into()), ResetTarget::Earliest),
+            ])
+        );
+        let all = request(ResetScope::AllTopics(vec!["a".into()]), ResetTarget::Latest);
+        assert_eq!(reset_calls(&all), Some(vec![all.clone()]));
+        let offsets = request(
+            ResetScope::Topic("a".into()),
+            ResetTarget::Offsets(vec![(0, 1)]),
+        );
+        assert_eq!(reset_calls(&offsets), Some(vec![offsets.clone()]));
+        let some = ResetScope::Partitions {
+            topic: "a".into(),
+            partitions: vec![1],
+        };
+        for r in [
+            request(ResetScope::Topic("a".into()), ResetTarget::ShiftBy(-1)),
+            request(two, ResetTarget::Offsets(vec![(0, 1)])),
+            request(some, ResetTarget::Latest),
+        ] {
+            assert_eq!(reset_calls(&r), None, "{r:?}");
         }
     }
 }

@@ -500,13 +500,20 @@ fn reset_call<'a>(
         }));
     }
     // The current documentation marks `Topics` required, so "all topics" is sent as the
-    // list the group's progress showed.
-    let topics = match &request.scope {
-        ResetScope::AllTopics(list) if list.is_empty() => {
+    // list the group's progress showed. `Partitions` narrows every listed topic, so a
+    // partition subset is sent for one topic at a time.
+    let (topics, partitions) = match &request.scope {
+        ResetScope::AllTopics(list) | ResetScope::Topics(list) if list.is_empty() => {
             return Err(invalid_reset("the group has no topics to reset"));
         }
-        ResetScope::AllTopics(list) => list.as_slice(),
-        ResetScope::Topic(topic) => std::slice::from_ref(topic),
+        ResetScope::AllTopics(list) | ResetScope::Topics(list) => (list.as_slice(), None),
+        ResetScope::Topic(topic) => (std::slice::from_ref(topic), None),
+        ResetScope::Partitions { partitions, .. } if partitions.is_empty() => {
+            return Err(invalid_reset("no partitions given"));
+        }
+        ResetScope::Partitions { topic, partitions } => {
+            (std::slice::from_ref(topic), Some(partitions.as_slice()))
+        }
     };
     let (strategy, shift, shift_timestamp) = match &request.target {
         ResetTarget::Latest => (
@@ -534,7 +541,19 @@ fn reset_call<'a>(
         topics,
         shift,
         shift_timestamp,
+        partitions,
     }))
+}
+
+/// The calls CKafka needs for a reset: one, except that explicit offsets are sent for one
+/// topic at a time (`BatchModifyGroupOffsets` applies its partition list to every topic it
+/// names), which the caller splits.
+fn reset_calls(request: &ResetRequest) -> Option<Vec<ResetRequest>> {
+    match (&request.scope, &request.target) {
+        (ResetScope::Topic(_), ResetTarget::Offsets(_)) => Some(vec![request.clone()]),
+        (_, ResetTarget::Offsets(_)) => None,
+        _ => Some(vec![request.clone()]),
+    }
 }
 
 /// Whether discovery keeps an instance with this CKafka `Instance.Status`.
@@ -755,10 +774,11 @@ impl Provider for TencentProvider {
 }
 
 impl OffsetWriter for TencentProvider {
-    fn supports_reset(&self, _target: &ResetTarget) -> bool {
-        // Latest, earliest and timestamps are Strategy 1, shifts Strategy 0, explicit
-        // offsets BatchModifyGroupOffsets.
-        true
+    fn reset_calls(&self, request: &ResetRequest) -> Option<Vec<ResetRequest>> {
+        // Latest, earliest and timestamps are Strategy 1, shifts Strategy 0 (both with
+        // `Partitions` for some partitions of a topic), explicit offsets
+        // BatchModifyGroupOffsets.
+        reset_calls(request)
     }
 
     fn reset_offsets<'a>(
@@ -1159,6 +1179,19 @@ mod tests {
                 ResetTarget::ShiftBy(-25),
                 r#""Strategy":0,"Topics":["a","b"],"Shift":-25}"#,
             ),
+            (
+                ResetScope::Topics(vec!["a".into(), "c".into()]),
+                ResetTarget::Latest,
+                r#""Strategy":1,"Topics":["a","c"],"ShiftTimestamp":-1}"#,
+            ),
+            (
+                ResetScope::Partitions {
+                    topic: "a".into(),
+                    partitions: vec![0, 2],
+                },
+                ResetTarget::ShiftBy(3),
+                r#""Strategy":0,"Topics":["a"],"Shift":3,"Partitions":[0,2]}"#,
+            ),
         ];
         for (scope, target, tail) in cases {
             let request = ResetRequest { scope, target };
@@ -1173,6 +1206,26 @@ mod tests {
             body(reset_call("i", "g", &request).unwrap()),
             r#"{"GroupName":"g","InstanceId":"i","Partitions":[{"Partition":0,"Offset":10},{"Partition":2,"Offset":30}],"TopicName":["a"]}"#
         );
+    }
+
+    #[test]
+    fn only_explicit_offsets_of_several_topics_need_splitting() {
+        let offsets = ResetTarget::Offsets(vec![(0, 1)]);
+        let one = ResetRequest {
+            scope: ResetScope::Topic("a".into()),
+            target: offsets.clone(),
+        };
+        assert_eq!(reset_calls(&one), Some(vec![one.clone()]));
+        let two = ResetRequest {
+            scope: ResetScope::Topics(vec!["a".into(), "b".into()]),
+            target: offsets,
+        };
+        assert_eq!(reset_calls(&two), None);
+        let latest = ResetRequest {
+            scope: ResetScope::Topics(vec!["a".into(), "b".into()]),
+            target: ResetTarget::ShiftBy(-1),
+        };
+        assert_eq!(reset_calls(&latest), Some(vec![latest.clone()]));
     }
 
     #[test]
@@ -1193,6 +1246,13 @@ mod tests {
             ResetRequest {
                 scope: ResetScope::Topic("a".into()),
                 target: ResetTarget::Timestamp(-1),
+            },
+            ResetRequest {
+                scope: ResetScope::Partitions {
+                    topic: "a".into(),
+                    partitions: vec![],
+                },
+                target: ResetTarget::Latest,
             },
         ];
         for request in refused {

@@ -255,6 +255,9 @@ pub struct ModifyGroupOffsetsRequest<'a> {
     pub shift: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shift_timestamp: Option<i64>,
+    /// Narrows the reset to these partitions of every listed topic; absent: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<&'a [i32]>,
 }
 
 /// Request of `BatchModifyGroupOffsets`: explicit offsets for partitions of one topic.
@@ -476,6 +479,7 @@ mod tests {
             topics: &topics,
             shift: None,
             shift_timestamp: Some(SHIFT_TIMESTAMP_LATEST),
+            partitions: None,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

@@ -67,6 +67,9 @@ pub struct Config {
     /// The Burrow-style verdict per group.
     #[serde(default)]
     pub verdict: VerdictConfig,
+    /// The names and labels of the lag families.
+    #[serde(default)]
+    pub metric_names: MetricNames,
     /// The cloud accounts to poll.
     pub accounts: Vec<Account>,
 }
@@ -90,6 +93,20 @@ impl Default for VerdictConfig {
 
 fn default_verdict_window() -> usize {
     crate::verdict::DEFAULT_WINDOW
+}
+
+/// Which family of metric names the lag series follow, so that the dashboards and alerts
+/// of the exporter users migrate from keep working.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricNames {
+    /// danielqsj/kafka_exporter's names (`kafka_consumergroup_lag`, ...) with the labels
+    /// `cloud`, `instance_id`, `consumergroup`, `topic`, `partition`.
+    #[default]
+    KafkaExporter,
+    /// seglo/kafka-lag-exporter's names (`kafka_consumergroup_group_lag`, ...) with its
+    /// labels `cluster_name` (the instance id), `group`, `topic`, `partition`.
+    KafkaLagExporter,
 }
 
 /// Largest accepted `verdict.window`.
@@ -1004,6 +1021,16 @@ accounts:
                 "    region: ap-guangzhou\n",
                 &["accounts[1].endpoint", "\"/ckafka/\"", "TC3"],
             ),
+            (
+                "unknown metric names",
+                "poll_interval: 30s\n",
+                &[
+                    "metric_names",
+                    "burrow",
+                    "kafka_exporter",
+                    "kafka_lag_exporter",
+                ],
+            ),
         ];
         let edits: &[&str] = &[
             "cloud: aws\n",
@@ -1020,6 +1047,7 @@ accounts:
             "poll_interval: 30s\nrequest_timeout: 30s\n",
             "region: cn-hangzhou\n    endpoint: https://proxy.example.com/alikafka\n",
             "    region: ap-guangzhou\n    endpoint: https://proxy.example.com:8443/ckafka/\n",
+            "poll_interval: 30s\nmetric_names: burrow\n",
         ];
         for ((name, find, expect), replace) in cases.iter().zip(edits) {
             let yaml = GOOD.replacen(find, replace, 1);

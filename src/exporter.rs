@@ -63,6 +63,7 @@ impl Exporter {
     /// Builds providers and the scheduler for `config`.
     pub fn new(config: Config, runtime: Runtime, config_path: Option<PathBuf>) -> Arc<Exporter> {
         let metrics = Metrics::new();
+        metrics.set_metric_names(config.metric_names);
         let store = Arc::new(Store::new());
         store.set_stale_after(config.stale_after());
         let plan = build_plan(&config, &runtime, &metrics);
@@ -109,6 +110,7 @@ impl Exporter {
     /// that stay keep their data; groups that go lose their series at once.
     pub fn apply(&self, config: Config) {
         let plan = build_plan(&config, &self.runtime, &self.metrics);
+        self.metrics.set_metric_names(config.metric_names);
         self.store.set_stale_after(config.stale_after());
         self.scheduler.set_plan(plan, settings(&config));
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;

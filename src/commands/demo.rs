@@ -102,6 +102,7 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
         discovery_interval: crate::config::DEFAULT_DISCOVERY_INTERVAL,
         state_dir: None,
         verdict: Default::default(),
+        metric_names: Default::default(),
         accounts,
     }
 }

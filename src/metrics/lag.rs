@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use super::text::{Family, Value, header, sample};
 use crate::config::MetricNames;
 use crate::model::{GroupInfo, GroupState, PartitionProgress, Status};
-use crate::store::{GroupEntry, Polled};
+use crate::store::{GroupEntry, PartitionDerived, Polled};
 use kcle_clock::unix_seconds_f64;
 
 pub const CURRENT_OFFSET: Family = Family {
@@ -53,6 +53,16 @@ pub const MAX_LAG_SECONDS: Family = Family {
     name: "kafka_consumergroup_max_lag_seconds",
     kind: "gauge",
     help: "Largest estimated time lag over the consumer group's partitions (see kafka_consumergroup_lag_seconds), as of the group's last successful poll.",
+};
+pub const TIME_TO_DRAIN: Family = Family {
+    name: "kafka_consumergroup_time_to_drain_seconds",
+    kind: "gauge",
+    help: "Seconds the consumer group needs to consume the partition's current lag at its recent consume rate (its committed offset over the last verdict.window polls), new messages not counted; Amazon MSK calls this EstimatedTimeLag. 0 without lag; absent while the committed offset does not advance.",
+};
+pub const MAX_TIME_TO_DRAIN: Family = Family {
+    name: "kafka_consumergroup_max_time_to_drain_seconds",
+    kind: "gauge",
+    help: "Largest time to drain over the consumer group's partitions (see kafka_consumergroup_time_to_drain_seconds); absent while a partition with lag makes no progress.",
 };
 pub const STATUS: Family = Family {
     name: "kafka_consumergroup_status",
@@ -260,7 +270,7 @@ impl Scheme {
 }
 
 /// Every family of the default naming this module renders, in output order.
-pub const FAMILIES: [Family; 16] = [
+pub const FAMILIES: [Family; 18] = [
     CURRENT_OFFSET,
     LAG,
     LAG_SECONDS,
@@ -268,6 +278,8 @@ pub const FAMILIES: [Family; 16] = [
     LAST_CONSUMED,
     PARTITION_END,
     MAX_LAG_SECONDS,
+    TIME_TO_DRAIN,
+    MAX_TIME_TO_DRAIN,
     STATUS,
     WORST_PARTITION,
     STATE,
@@ -296,11 +308,11 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
     let n = &opts.naming;
     let scheme = n.labels;
 
-    partition_family(out, &n.current_offset, scheme, &fresh, |p| {
+    partition_family(out, &n.current_offset, scheme, &fresh, |p, _| {
         p.committed.map(Value::Int)
     });
-    partition_family(out, &n.lag, scheme, &fresh, |p| p.lag().map(Value::Int));
-    partition_family(out, &n.lag_seconds, scheme, &fresh, |p| {
+    partition_family(out, &n.lag, scheme, &fresh, |p, _| p.lag().map(Value::Int));
+    partition_family(out, &n.lag_seconds, scheme, &fresh, |p, _| {
         p.time_lag.map(|t| Value::Float(t.seconds))
     });
 
@@ -337,10 +349,16 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
         });
     }
 
-    partition_family(out, &LAST_CONSUMED, Scheme::KafkaExporter, &fresh, |p| {
-        p.last_consumed_ms
-            .map(|ms| Value::Float(ms as f64 / 1000.0))
-    });
+    partition_family(
+        out,
+        &LAST_CONSUMED,
+        Scheme::KafkaExporter,
+        &fresh,
+        |p, _| {
+            p.last_consumed_ms
+                .map(|ms| Value::Float(ms as f64 / 1000.0))
+        },
+    );
 
     partition_end(out, &n.partition_end, scheme, &fresh);
 
@@ -353,6 +371,21 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
             .reduce(f64::max)
             .map(Value::Float)
     });
+
+    partition_family(
+        out,
+        &TIME_TO_DRAIN,
+        Scheme::KafkaExporter,
+        &fresh,
+        |_, d| d.time_to_drain.map(Value::Float),
+    );
+    group_family(
+        out,
+        &MAX_TIME_TO_DRAIN,
+        Scheme::KafkaExporter,
+        &fresh,
+        |p| p.derived.max_time_to_drain.map(Value::Float),
+    );
 
     header(out, &STATUS);
     for entry in entries.iter().filter(|e| e.last_attempt.is_some()) {
@@ -480,21 +513,24 @@ fn group_labels(entry: &GroupEntry) -> [(&'static str, &str); 3] {
     ]
 }
 
-/// One per-partition family over every fresh group; `value` returns `None` to skip.
+/// One per-partition family over every fresh group; `value` reads a partition and what
+/// was derived for it, and returns `None` to skip.
 fn partition_family(
     out: &mut Vec<u8>,
     family: &Family,
     scheme: Scheme,
     fresh: &[(&GroupEntry, &Polled)],
-    value: impl Fn(&PartitionProgress) -> Option<Value>,
+    value: impl Fn(&PartitionProgress, PartitionDerived) -> Option<Value>,
 ) {
     header(out, family);
     let mut num = itoa::Buffer::new();
     for (entry, polled) in fresh {
         let g = scheme.group(entry);
-        for topic in &polled.progress.topics {
-            for p in &topic.partitions {
-                let Some(v) = value(p) else { continue };
+        for (ti, topic) in polled.progress.topics.iter().enumerate() {
+            for (pi, p) in topic.partitions.iter().enumerate() {
+                let Some(v) = value(p, polled.derived.partition(ti, pi)) else {
+                    continue;
+                };
                 let labels = g
                     .with("topic", &topic.topic)
                     .with("partition", num.format(p.partition));

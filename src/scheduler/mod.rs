@@ -25,11 +25,12 @@ use kcle_clock::{Clock, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::derive;
 use crate::discovery::{self, Discovered, Rules};
 use crate::model::{Cloud, GroupKey, GroupTarget, InstanceRef as InstanceRefKey};
 use crate::providers::budget::{Budget, BudgetState};
 use crate::providers::{self, ErrorKind, Provider, ProviderError};
-use crate::store::Store;
+use crate::store::{Polled, Store};
 use crate::timelag::{self, Estimator};
 use crate::verdict::Evaluator;
 use failures::FailureLog;
@@ -393,9 +394,27 @@ impl Scheduler {
                             .then(|| i.state.has_active_members())
                     })
                 });
-                let verdict = lock(&self.verdicts).observe(&key, &progress, members);
-                self.store
-                    .record_success(target, progress, Some(verdict), at);
+                let observed = lock(&self.verdicts).observe(
+                    &key,
+                    &progress,
+                    members,
+                    kcle_clock::unix_millis(at),
+                );
+                let derived = derive::derive(
+                    &progress,
+                    &derive::Inputs {
+                        consume_rates: &observed.consume_rates,
+                    },
+                );
+                self.store.record_poll(
+                    target,
+                    Polled {
+                        progress,
+                        verdict: Some(observed.verdict),
+                        at,
+                        derived,
+                    },
+                );
                 self.failures.recovered(target);
                 Ok(())
             }

@@ -164,6 +164,10 @@ pub struct Account {
     /// Time-lag options.
     #[serde(default)]
     pub time_lag: TimeLagConfig,
+    /// Read how long the polled topics keep messages (Alibaba `GetInstanceList`, Tencent
+    /// `DescribeTopicAttributes`), for `kafka_consumergroup_retention_margin_seconds`.
+    #[serde(default = "default_true")]
+    pub read_retention: bool,
 }
 
 /// Instance discovery: which discovered instances to poll and which of their groups.
@@ -287,6 +291,9 @@ fn default_discovery_interval() -> Duration {
 }
 fn default_max_concurrency() -> usize {
     DEFAULT_MAX_CONCURRENCY
+}
+fn default_true() -> bool {
+    true
 }
 
 /// A configuration problem: which file, which field, what is wrong and what is allowed.

@@ -1,10 +1,13 @@
 //! What is derived from a poll when it is published, besides its time lag and verdict:
-//! each partition's time to drain (its lag at its recent consume rate) and the group's
-//! maximum of it.
+//! each partition's time to drain (its lag at its recent consume rate) and retention margin
+//! (how long until its oldest unconsumed message reaches the topic's retention), and the
+//! group's maximum and minimum of them.
 //!
 //! Everything here is computed once per poll from that poll and the windows the scheduler
 //! keeps, so that rendering reads a group's series from the group's own snapshot and never
 //! computes across groups at scrape time.
+
+use std::time::Duration;
 
 use crate::model::GroupProgress;
 use crate::store::{Derived, PartitionDerived, TopicDerived};
@@ -15,6 +18,8 @@ use crate::verdict::time_to_drain;
 pub struct Inputs<'a> {
     /// Consume rates per partition, in the progress's order (see `verdict::Observed`).
     pub consume_rates: &'a [Vec<Option<f64>>],
+    /// Each topic's retention where known, in the progress's order.
+    pub retention: &'a [Option<Duration>],
 }
 
 /// The derived values of `progress`.
@@ -22,12 +27,14 @@ pub fn derive(progress: &GroupProgress, inputs: &Inputs<'_>) -> Derived {
     let mut derived = Derived {
         topics: Vec::with_capacity(progress.topics.len()),
         max_time_to_drain: None,
+        min_retention_margin: None,
     };
     // The group's maximum exists only when every partition with lag has a time to drain:
     // a stalled partition never drains, and a maximum over the others would hide it.
     let mut all_known = true;
     for (ti, topic) in progress.topics.iter().enumerate() {
         let rates = inputs.consume_rates.get(ti);
+        let retention = inputs.retention.get(ti).copied().flatten();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (pi, p) in topic.partitions.iter().enumerate() {
             let rate = rates.and_then(|r| r.get(pi)).copied().flatten();
@@ -38,8 +45,20 @@ pub fn derive(progress: &GroupProgress, inputs: &Inputs<'_>) -> Derived {
             if let Some(d) = drain {
                 derived.max_time_to_drain = Some(derived.max_time_to_drain.map_or(d, |m| m.max(d)));
             }
+            // Only messages not consumed yet can be deleted unconsumed: no lag, no margin.
+            let margin = match (retention, p.time_lag) {
+                (Some(r), Some(t)) if p.lag().is_some_and(|l| l > 0) => {
+                    Some(r.as_secs_f64() - t.seconds)
+                }
+                _ => None,
+            };
+            if let Some(m) = margin {
+                derived.min_retention_margin =
+                    Some(derived.min_retention_margin.map_or(m, |x| x.min(m)));
+            }
             partitions.push(PartitionDerived {
                 time_to_drain: drain,
+                retention_margin: margin,
             });
         }
         derived.topics.push(TopicDerived { partitions });
@@ -83,6 +102,7 @@ mod tests {
             &p,
             &Inputs {
                 consume_rates: &rates,
+                retention: &[],
             },
         );
         let drains: Vec<Option<f64>> = (0..4).map(|i| d.partition(0, i).time_to_drain).collect();
@@ -94,9 +114,55 @@ mod tests {
             &p,
             &Inputs {
                 consume_rates: &rates,
+                retention: &[],
             },
         );
         assert_eq!(d.partition(0, 3).time_to_drain, None);
         assert_eq!(d.max_time_to_drain, None);
+    }
+
+    #[test]
+    fn retention_margin_is_retention_minus_time_lag_where_something_is_unconsumed() {
+        use crate::model::{TimeLag, TimeLagMethod};
+        let lag = |seconds: f64| {
+            Some(TimeLag {
+                seconds,
+                min_seconds: seconds,
+                max_seconds: Some(seconds),
+                method: TimeLagMethod::Interpolated,
+            })
+        };
+        let mut p = progress(&[(Some(0), 100), (Some(5), 5), (Some(10), 50), (Some(1), 9)]);
+        let parts = &mut p.topics[0].partitions;
+        parts[0].time_lag = lag(3_000.0);
+        parts[1].time_lag = Some(TimeLag::CAUGHT_UP);
+        parts[2].time_lag = lag(600.5);
+        // parts[3]: lag but no time lag yet.
+        fn inputs(retention: &[Option<Duration>]) -> Inputs<'_> {
+            Inputs {
+                consume_rates: &[],
+                retention,
+            }
+        }
+        let hour = &[Some(Duration::from_secs(3_600))];
+        let d = derive(&p, &inputs(hour));
+        let margins: Vec<Option<f64>> =
+            (0..4).map(|i| d.partition(0, i).retention_margin).collect();
+        assert_eq!(margins, [Some(600.0), None, Some(2_999.5), None]);
+        assert_eq!(d.min_retention_margin, Some(600.0));
+        // Past the retention: negative (the message may already be gone).
+        parts_lag(&mut p, 0, 4_000.0);
+        assert_eq!(derive(&p, &inputs(hour)).min_retention_margin, Some(-400.0));
+        // Retention unknown: nothing.
+        let d = derive(&p, &inputs(&[None]));
+        assert_eq!(
+            (d.partition(0, 0).retention_margin, d.min_retention_margin),
+            (None, None)
+        );
+    }
+
+    fn parts_lag(p: &mut GroupProgress, i: usize, seconds: f64) {
+        let t = p.topics[0].partitions[i].time_lag.as_mut().unwrap();
+        t.seconds = seconds;
     }
 }

@@ -318,6 +318,7 @@ pub fn build_plan(config: &Config, runtime: &Runtime, metrics: &Metrics) -> Poll
                 budget,
                 discovery: rules,
                 probe: account.time_lag.probe,
+                read_retention: account.read_retention,
             },
         );
     }

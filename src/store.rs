@@ -32,6 +32,8 @@ pub struct Derived {
     /// The longest time to drain over the group's partitions, when every partition with
     /// lag has one.
     pub max_time_to_drain: Option<f64>,
+    /// The smallest retention margin over the group's partitions.
+    pub min_retention_margin: Option<f64>,
 }
 
 /// What was derived for one topic of a group's progress.
@@ -46,6 +48,9 @@ pub struct TopicDerived {
 pub struct PartitionDerived {
     /// Seconds to consume the partition's lag at its recent consume rate.
     pub time_to_drain: Option<f64>,
+    /// Seconds until the oldest unconsumed message reaches the topic's retention
+    /// (negative: past it), where there is lag and both are known.
+    pub retention_margin: Option<f64>,
 }
 
 impl Derived {

@@ -381,6 +381,8 @@ async fn full_exposition(names: MetricNames) -> String {
     for _ in 0..4 {
         let report = h.exporter.scheduler.run_once().await;
         assert!(report.failed.is_empty(), "{:?}", report.failed);
+        // What the daemon's retention loop does after each round.
+        h.exporter.scheduler.refresh_retention(false).await;
         support::advance(Duration::from_secs(30)).await;
     }
     h.text()

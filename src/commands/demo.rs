@@ -92,6 +92,7 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
             discover_instances: None,
             instances,
             time_lag: Default::default(),
+            read_retention: true,
         });
     }
     Config {

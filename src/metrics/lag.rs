@@ -64,6 +64,16 @@ pub const MAX_TIME_TO_DRAIN: Family = Family {
     kind: "gauge",
     help: "Largest time to drain over the consumer group's partitions (see kafka_consumergroup_time_to_drain_seconds); absent while a partition with lag makes no progress.",
 };
+pub const RETENTION_MARGIN: Family = Family {
+    name: "kafka_consumergroup_retention_margin_seconds",
+    kind: "gauge",
+    help: "Seconds until the oldest message the consumer group has not consumed on the partition reaches the topic's retention and may be deleted: the retention (kafka_topic_retention_seconds) minus the time lag, as of the group's last successful poll; negative when it is already past. Absent without lag or while either is unknown.",
+};
+pub const MIN_RETENTION_MARGIN: Family = Family {
+    name: "kafka_consumergroup_min_retention_margin_seconds",
+    kind: "gauge",
+    help: "Smallest retention margin over the consumer group's partitions (see kafka_consumergroup_retention_margin_seconds): how long until unconsumed data of the group may be deleted.",
+};
 pub const STATUS: Family = Family {
     name: "kafka_consumergroup_status",
     kind: "gauge",
@@ -270,7 +280,7 @@ impl Scheme {
 }
 
 /// Every family of the default naming this module renders, in output order.
-pub const FAMILIES: [Family; 18] = [
+pub const FAMILIES: [Family; 20] = [
     CURRENT_OFFSET,
     LAG,
     LAG_SECONDS,
@@ -280,6 +290,8 @@ pub const FAMILIES: [Family; 18] = [
     MAX_LAG_SECONDS,
     TIME_TO_DRAIN,
     MAX_TIME_TO_DRAIN,
+    RETENTION_MARGIN,
+    MIN_RETENTION_MARGIN,
     STATUS,
     WORST_PARTITION,
     STATE,
@@ -385,6 +397,20 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
         Scheme::KafkaExporter,
         &fresh,
         |p| p.derived.max_time_to_drain.map(Value::Float),
+    );
+    partition_family(
+        out,
+        &RETENTION_MARGIN,
+        Scheme::KafkaExporter,
+        &fresh,
+        |_, d| d.retention_margin.map(Value::Float),
+    );
+    group_family(
+        out,
+        &MIN_RETENTION_MARGIN,
+        Scheme::KafkaExporter,
+        &fresh,
+        |p| p.derived.min_retention_margin.map(Value::Float),
     );
 
     header(out, &STATUS);

@@ -15,6 +15,7 @@
 //! type: it reports through [`PollObserver`], which `metrics` implements.
 
 mod failures;
+mod retention;
 pub mod round;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -34,6 +35,8 @@ use crate::store::{Polled, Store};
 use crate::timelag::{self, Estimator};
 use crate::verdict::Evaluator;
 use failures::FailureLog;
+use retention::RetentionTable;
+pub use retention::TopicRetention;
 pub use round::RoundReport;
 use round::{Round, schedule};
 
@@ -84,6 +87,8 @@ pub struct AccountRuntime {
     /// Whether to read the produce time of the message at lagging committed offsets
     /// (`time_lag.probe`), where the cloud can.
     pub probe: bool,
+    /// Whether to read how long the polled topics keep messages (`read_retention`).
+    pub read_retention: bool,
 }
 
 impl AccountRuntime {
@@ -114,10 +119,13 @@ impl PollPlan {
     }
 }
 
-/// What the scheduler knows that `/metrics` shows: budgets, discovery, round fit.
+/// What the scheduler knows that `/metrics` shows: budgets, discovery, round fit, the
+/// retention of the polled topics.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
     pub accounts: Vec<AccountStatus>,
+    /// The retention of every polled topic whose retention is known.
+    pub retention: Vec<TopicRetention>,
 }
 
 /// One account's part of [`Status`].
@@ -166,6 +174,8 @@ pub struct Scheduler {
     in_flight: Mutex<HashSet<GroupKey>>,
     missing: Mutex<HashSet<GroupKey>>,
     rounds: watch::Sender<u64>,
+    /// How long the polled topics keep messages, as last read.
+    retention: Mutex<RetentionTable>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -208,6 +218,7 @@ impl Scheduler {
             in_flight: Mutex::new(HashSet::new()),
             missing: Mutex::new(HashSet::new()),
             rounds: watch::channel(0).0,
+            retention: Mutex::new(RetentionTable::default()),
         });
         scheduler.install(plan, settings);
         scheduler
@@ -400,10 +411,20 @@ impl Scheduler {
                     members,
                     kcle_clock::unix_millis(at),
                 );
+                let retention: Vec<Option<Duration>> = {
+                    let table = lock(&self.retention);
+                    let id = &target.instance.instance_id;
+                    progress
+                        .topics
+                        .iter()
+                        .map(|t| table.get(cloud, id, &t.topic))
+                        .collect()
+                };
                 let derived = derive::derive(
                     &progress,
                     &derive::Inputs {
                         consume_rates: &observed.consume_rates,
+                        retention: &retention,
                     },
                 );
                 self.store.record_poll(
@@ -708,6 +729,7 @@ impl Scheduler {
         }
         tasks.spawn(self.clone().discovery_loop(shutdown.clone()));
         tasks.spawn(self.clone().probe_loop(shutdown.clone()));
+        tasks.spawn(self.clone().retention_loop(shutdown.clone()));
         let mut last_save = self.clock.instant();
         let mut number = 0u64;
         let mut round_start = self.clock.instant();
@@ -829,6 +851,7 @@ impl Scheduler {
                     }
                 })
                 .collect(),
+            retention: self.retention(),
         }
     }
 

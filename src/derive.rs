@@ -1,7 +1,8 @@
 //! What is derived from a poll when it is published, besides its time lag and verdict:
 //! each partition's time to drain (its lag at its recent consume rate) and retention margin
 //! (how long until its oldest unconsumed message reaches the topic's retention), and the
-//! group's maximum and minimum of them.
+//! group's maximum and minimum of them; and, with the cardinality controls' decision, which
+//! of its series are left out and how many.
 //!
 //! Everything here is computed once per poll from that poll and the windows the scheduler
 //! keeps, so that rendering reads a group's series from the group's own snapshot and never
@@ -9,7 +10,8 @@
 
 use std::time::Duration;
 
-use crate::model::GroupProgress;
+use crate::cardinality::{Exposure, Reason};
+use crate::model::{GroupProgress, PartitionProgress};
 use crate::store::{Derived, PartitionDerived, TopicDerived};
 use crate::verdict::time_to_drain;
 
@@ -20,6 +22,8 @@ pub struct Inputs<'a> {
     pub consume_rates: &'a [Vec<Option<f64>>],
     /// Each topic's retention where known, in the progress's order.
     pub retention: &'a [Option<Duration>],
+    /// What the cardinality controls let through.
+    pub exposure: &'a Exposure,
 }
 
 /// The derived values of `progress`.
@@ -28,6 +32,8 @@ pub fn derive(progress: &GroupProgress, inputs: &Inputs<'_>) -> Derived {
         topics: Vec::with_capacity(progress.topics.len()),
         max_time_to_drain: None,
         min_retention_margin: None,
+        skipped: inputs.exposure.skipped,
+        suppressed: [0; 2],
     };
     // The group's maximum exists only when every partition with lag has a time to drain:
     // a stalled partition never drains, and a maximum over the others would hide it.
@@ -56,17 +62,52 @@ pub fn derive(progress: &GroupProgress, inputs: &Inputs<'_>) -> Derived {
                 derived.min_retention_margin =
                     Some(derived.min_retention_margin.map_or(m, |x| x.min(m)));
             }
-            partitions.push(PartitionDerived {
+            let hidden = inputs
+                .exposure
+                .shown
+                .get(ti)
+                .and_then(|s| s.get(pi))
+                .is_some_and(|shown| !shown);
+            let d = PartitionDerived {
                 time_to_drain: drain,
                 retention_margin: margin,
-            });
+                hidden,
+            };
+            if derived.skipped {
+                derived.suppressed[Reason::GroupState as usize] += partition_series(p, &d);
+            } else if hidden {
+                derived.suppressed[Reason::PartitionLimit as usize] += partition_series(p, &d);
+            }
+            partitions.push(d);
         }
         derived.topics.push(TopicDerived { partitions });
     }
     if !all_known {
         derived.max_time_to_drain = None;
     }
+    if derived.skipped {
+        // The per-group series too: one topic lag per topic, and the maxima and minimum.
+        let has_time_lag = progress
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.time_lag.is_some());
+        derived.suppressed[Reason::GroupState as usize] += progress.topics.len()
+            + usize::from(has_time_lag)
+            + usize::from(derived.max_time_to_drain.is_some())
+            + usize::from(derived.min_retention_margin.is_some());
+    }
     derived
+}
+
+/// The per-partition series a partition has in the default naming: committed offset and
+/// lag, time lag, last consumed time, time to drain, retention margin, where known.
+fn partition_series(p: &PartitionProgress, d: &PartitionDerived) -> usize {
+    2 * usize::from(p.committed.is_some())
+        + usize::from(p.time_lag.is_some())
+        + usize::from(p.last_consumed_ms.is_some())
+        + usize::from(d.time_to_drain.is_some())
+        + usize::from(d.retention_margin.is_some())
 }
 
 #[cfg(test)]
@@ -103,6 +144,7 @@ mod tests {
             &Inputs {
                 consume_rates: &rates,
                 retention: &[],
+                exposure: &Exposure::default(),
             },
         );
         let drains: Vec<Option<f64>> = (0..4).map(|i| d.partition(0, i).time_to_drain).collect();
@@ -115,6 +157,7 @@ mod tests {
             &Inputs {
                 consume_rates: &rates,
                 retention: &[],
+                exposure: &Exposure::default(),
             },
         );
         assert_eq!(d.partition(0, 3).time_to_drain, None);
@@ -139,9 +182,14 @@ mod tests {
         parts[2].time_lag = lag(600.5);
         // parts[3]: lag but no time lag yet.
         fn inputs(retention: &[Option<Duration>]) -> Inputs<'_> {
+            static ALL: Exposure = Exposure {
+                skipped: false,
+                shown: Vec::new(),
+            };
             Inputs {
                 consume_rates: &[],
                 retention,
+                exposure: &ALL,
             }
         }
         let hour = &[Some(Duration::from_secs(3_600))];
@@ -164,5 +212,43 @@ mod tests {
     fn parts_lag(p: &mut GroupProgress, i: usize, seconds: f64) {
         let t = p.topics[0].partitions[i].time_lag.as_mut().unwrap();
         t.seconds = seconds;
+    }
+
+    #[test]
+    fn left_out_series_are_counted_by_reason() {
+        // Lag 100, lag 0, no commit, lag 60; drain times for the first two.
+        let p = progress(&[(Some(0), 100), (Some(5), 5), (None, 9), (Some(40), 100)]);
+        let rates = vec![vec![Some(10.0), Some(1.0), None, None]];
+        let limited = Exposure {
+            skipped: false,
+            shown: vec![vec![true, false, false, true]],
+        };
+        let d = derive(
+            &p,
+            &Inputs {
+                consume_rates: &rates,
+                retention: &[],
+                exposure: &limited,
+            },
+        );
+        let hidden: Vec<bool> = (0..4).map(|i| d.partition(0, i).hidden).collect();
+        assert_eq!(hidden, [false, true, true, false]);
+        // Partition 1: offset, lag, drain 0; partition 2: nothing.
+        assert_eq!(d.suppressed, [0, 3]);
+        let skipped = Exposure {
+            skipped: true,
+            shown: Vec::new(),
+        };
+        let d = derive(
+            &p,
+            &Inputs {
+                consume_rates: &rates,
+                retention: &[],
+                exposure: &skipped,
+            },
+        );
+        // Offsets and lags of three partitions, two drain times, one topic lag.
+        assert_eq!(d.suppressed, [6 + 2 + 1, 0]);
+        assert!(d.skipped);
     }
 }

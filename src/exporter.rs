@@ -13,6 +13,7 @@ use kcle_clock::Clock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cardinality::{Policy, StateSet};
 use crate::config::{Account, Config, ConfigError};
 use crate::credentials::{CredentialProvider, CredentialSources};
 use crate::discovery::Rules;
@@ -199,6 +200,16 @@ fn settings(config: &Config) -> Settings {
         poll_timeout: config.request_timeout(),
         discovery_interval: config.discovery_interval,
         verdict_window: config.verdict.window,
+        cardinality: cardinality(&config.cardinality),
+    }
+}
+
+fn cardinality(c: &crate::config::CardinalityConfig) -> Policy {
+    Policy {
+        skip_states: StateSet::of(c.skip_groups.states.iter().map(|s| s.state())),
+        skip_with_lag: c.skip_groups.with_lag,
+        max_partition_series: c.max_partition_series,
+        top_partitions: c.top_partitions,
     }
 }
 

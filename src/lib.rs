@@ -4,7 +4,7 @@
 //! `ARCHITECTURE.md` has the code map and the invariants. Modules in reading order:
 //! the domain (`model`), configuration (`config`, `credentials`), the clouds
 //! (`providers`), polling (`discovery`, `scheduler`, `timelag`, `verdict`, `derive`,
-//! `store`), exposition
+//! `cardinality`, `store`), exposition
 //! (`metrics`, `web`), the wiring (`exporter`, `signals`), and the command line (`cli`,
 //! `commands`, `app`). The clock, the clouds' pure protocol facts and the simulator are
 //! the workspace crates `kcle-clock`, `kcle-cloud` and `kcle-sim`.
@@ -16,6 +16,7 @@ pub mod credentials;
 
 pub mod providers;
 
+pub mod cardinality;
 pub mod derive;
 pub mod discovery;
 pub mod scheduler;

@@ -34,6 +34,11 @@ pub struct Derived {
     pub max_time_to_drain: Option<f64>,
     /// The smallest retention margin over the group's partitions.
     pub min_retention_margin: Option<f64>,
+    /// The cardinality controls leave the group's lag series out.
+    pub skipped: bool,
+    /// Series the cardinality controls leave out of this group's exposition: for its
+    /// state, and for the partition limit.
+    pub suppressed: [usize; 2],
 }
 
 /// What was derived for one topic of a group's progress.
@@ -51,6 +56,9 @@ pub struct PartitionDerived {
     /// Seconds until the oldest unconsumed message reaches the topic's retention
     /// (negative: past it), where there is lag and both are known.
     pub retention_margin: Option<f64>,
+    /// The cardinality controls leave the partition's series out (it is not among its
+    /// group's partitions of largest lag while its instance is over the limit).
+    pub hidden: bool,
 }
 
 impl Derived {

@@ -300,3 +300,168 @@ async fn the_daemon_reads_retention_with_discovery() {
     stop.send_replace(true);
     daemon.await.unwrap();
 }
+
+/// The lag families a cardinality control can leave out (default names).
+const LAG_FAMILIES: [&str; 10] = [
+    "kafka_consumergroup_current_offset",
+    "kafka_consumergroup_lag",
+    "kafka_consumergroup_lag_seconds",
+    "kafka_consumergroup_topic_lag",
+    "kafka_consumergroup_last_consumed_timestamp_seconds",
+    "kafka_consumergroup_max_lag_seconds",
+    "kafka_consumergroup_time_to_drain_seconds",
+    "kafka_consumergroup_max_time_to_drain_seconds",
+    "kafka_consumergroup_retention_margin_seconds",
+    "kafka_consumergroup_min_retention_margin_seconds",
+];
+
+/// Lag-family samples per (cloud, instance id).
+fn lag_series(samples: &support::Samples) -> std::collections::BTreeMap<(String, String), f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for name in LAG_FAMILIES {
+        for (labels, _) in named(samples, name) {
+            *out.entry((labels[0].1.clone(), labels[1].1.clone()))
+                .or_insert(0.0) += 1.0;
+        }
+    }
+    out
+}
+
+/// The same world polled with and without `edit`: (without, with).
+async fn with_and_without(
+    edit: impl Fn(&mut kafka_cloud_lag_exporter::config::Config),
+) -> (support::Samples, support::Samples) {
+    let plain = Harness::new(spec(), SimSettings::default()).await;
+    let plain = parse(&rounds(&plain, 3).await);
+    let controlled = Harness::with_config(spec(), SimSettings::default(), edit).await;
+    let controlled = parse(&rounds(&controlled, 3).await);
+    (plain, controlled)
+}
+
+#[tokio::test(start_paused = true)]
+async fn groups_skipped_by_state_keep_their_health_and_are_counted() {
+    use kafka_cloud_lag_exporter::config::GroupStateName;
+    // Group 3 of each instance has no members (Empty) and a backlog: kept by default...
+    let (plain, kept) = with_and_without(|c| {
+        c.cardinality.skip_groups.states = vec![GroupStateName::Empty, GroupStateName::Dead];
+    })
+    .await;
+    assert_eq!(
+        lag_series(&plain),
+        lag_series(&kept),
+        "a backlog stays visible"
+    );
+    // ...and skipped with `with_lag`.
+    let (plain, skipped) = with_and_without(|c| {
+        c.cardinality.skip_groups.states = vec![GroupStateName::Empty];
+        c.cardinality.skip_groups.with_lag = true;
+    })
+    .await;
+    let stopped = group_name(3);
+    for cloud in Cloud::ALL {
+        let id = instance_id(cloud, 1);
+        let group = [
+            ("cloud", cloud.as_str()),
+            ("instance_id", id.as_str()),
+            ("consumergroup", stopped.as_str()),
+        ];
+        for name in LAG_FAMILIES {
+            assert!(
+                named(&skipped, name)
+                    .iter()
+                    .all(|(l, _)| l[2].1 != stopped || l[0].1 != cloud.as_str()),
+                "{name} of {group:?}"
+            );
+        }
+        assert_eq!(
+            get(&skipped, "kafka_cloud_lag_exporter_group_up", &group),
+            Some(1.0)
+        );
+        let empty = [group[0], group[1], group[2], ("state", "Empty")];
+        assert_eq!(
+            get(&skipped, "kafka_consumergroup_state", &empty),
+            Some(1.0)
+        );
+        // The gauge counts exactly what went missing.
+        let key = (cloud.as_str().to_string(), id.clone());
+        let missing = lag_series(&plain)[&key] - lag_series(&skipped)[&key];
+        assert!(missing > 0.0);
+        let suppressed = |reason: &str| {
+            get(
+                &skipped,
+                "kafka_cloud_lag_exporter_suppressed_series",
+                &[
+                    ("cloud", cloud.as_str()),
+                    ("instance_id", id.as_str()),
+                    ("reason", reason),
+                ],
+            )
+        };
+        assert_eq!(suppressed("group_state"), Some(missing), "{cloud}");
+        assert_eq!(suppressed("partition_limit"), Some(0.0));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn above_the_partition_limit_groups_keep_their_top_partitions() {
+    // 4 groups x 3 partitions = 12 pairs per instance, above 10: each group keeps its
+    // partition of largest lag and its per-group series.
+    let (plain, limited) = with_and_without(|c| {
+        c.cardinality.max_partition_series = 10;
+        c.cardinality.top_partitions = 1;
+    })
+    .await;
+    for cloud in Cloud::ALL {
+        let id = instance_id(cloud, 1);
+        for n in 1..=4 {
+            let group = group_name(n);
+            let lags = |s: &support::Samples| -> Vec<(String, f64)> {
+                named(s, "kafka_consumergroup_lag")
+                    .into_iter()
+                    .filter(|(l, _)| l[0].1 == cloud.as_str() && l[2].1 == group)
+                    .map(|(l, v)| (l[4].1.clone(), v))
+                    .collect()
+            };
+            let all = lags(&plain);
+            let kept = lags(&limited);
+            assert_eq!(kept.len(), 1, "{cloud} {group}: {kept:?}");
+            let largest = all.iter().map(|(_, v)| *v).fold(f64::MIN, f64::max);
+            assert_eq!(
+                kept[0].1, largest,
+                "{cloud} {group}: the largest lag of {all:?}"
+            );
+            // Per-group and per-topic series stay, with the same values.
+            for name in [
+                "kafka_consumergroup_topic_lag",
+                "kafka_consumergroup_max_lag_seconds",
+            ] {
+                let of = |s: &support::Samples| -> Vec<f64> {
+                    named(s, name)
+                        .into_iter()
+                        .filter(|(l, _)| l[0].1 == cloud.as_str() && l[2].1 == group)
+                        .map(|(_, v)| v)
+                        .collect()
+                };
+                assert_eq!(of(&plain), of(&limited), "{name} {cloud} {group}");
+            }
+        }
+        let key = (cloud.as_str().to_string(), id.clone());
+        let missing = lag_series(&plain)[&key] - lag_series(&limited)[&key];
+        let suppressed = get(
+            &limited,
+            "kafka_cloud_lag_exporter_suppressed_series",
+            &[
+                ("cloud", cloud.as_str()),
+                ("instance_id", id.as_str()),
+                ("reason", "partition_limit"),
+            ],
+        );
+        assert!(missing > 0.0);
+        assert_eq!(suppressed, Some(missing), "{cloud}");
+    }
+    // Log-end offsets are one per partition, whatever the limit.
+    assert_eq!(
+        named(&plain, "kafka_topic_partition_current_offset").len(),
+        named(&limited, "kafka_topic_partition_current_offset").len()
+    );
+}

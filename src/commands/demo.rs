@@ -104,6 +104,7 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
         state_dir: None,
         verdict: Default::default(),
         metric_names: Default::default(),
+        cardinality: Default::default(),
         accounts,
     }
 }

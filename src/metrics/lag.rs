@@ -3,7 +3,9 @@
 //! Fresh per scrape, so a group, topic or partition that disappears from the store
 //! disappears from `/metrics`. Groups whose polls have failed for longer than
 //! `stale_after` lose their lag series but keep `group_up` 0 and their frozen
-//! `last_success_timestamp_seconds`.
+//! `last_success_timestamp_seconds`. Groups and partitions the cardinality controls leave
+//! out (as decided when their poll was published) have no lag series; their state, verdict
+//! and health stay.
 //!
 //! The lag families follow one of two naming schemes (`metric_names`, see [`Naming`]):
 //! kafka_exporter's names with the labels `cloud`, `instance_id`, `consumergroup`, or
@@ -313,9 +315,15 @@ pub struct RenderOptions {
 
 /// Appends every lag and per-group health family for `entries` (in store order).
 pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptions) {
-    let fresh: Vec<(&GroupEntry, &Polled)> = entries
+    let all_fresh: Vec<(&GroupEntry, &Polled)> = entries
         .iter()
         .filter_map(|e| e.fresh_data(opts.now, opts.stale_after).map(|p| (&**e, p)))
+        .collect();
+    // Groups the cardinality controls skip export no lag series.
+    let fresh: Vec<(&GroupEntry, &Polled)> = all_fresh
+        .iter()
+        .filter(|(_, p)| !p.derived.skipped)
+        .copied()
         .collect();
     let n = &opts.naming;
     let scheme = n.labels;
@@ -372,7 +380,9 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
         },
     );
 
-    partition_end(out, &n.partition_end, scheme, &fresh);
+    // A partition's log end is one series however many groups read it: every group's poll
+    // contributes, skipped or not.
+    partition_end(out, &n.partition_end, scheme, &all_fresh);
 
     group_family(out, &n.max_lag_seconds, scheme, &fresh, |p| {
         p.progress
@@ -439,7 +449,7 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
 
     header(out, &WORST_PARTITION);
     let mut num = itoa::Buffer::new();
-    for (entry, polled) in fresh.iter().filter(|(e, _)| e.up) {
+    for (entry, polled) in all_fresh.iter().filter(|(e, _)| e.up) {
         if let Some(w) = polled.verdict.as_ref().and_then(|v| v.worst.as_ref()) {
             let g = group_labels(entry);
             let labels = [
@@ -455,7 +465,7 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
     }
 
     // Group state and membership, while the group's data is fresh.
-    let infos: Vec<(&GroupEntry, &GroupInfo)> = fresh
+    let infos: Vec<(&GroupEntry, &GroupInfo)> = all_fresh
         .iter()
         .filter_map(|(e, _)| e.info.as_ref().map(|(i, _)| (*e, &**i)))
         .collect();
@@ -554,7 +564,11 @@ fn partition_family(
         let g = scheme.group(entry);
         for (ti, topic) in polled.progress.topics.iter().enumerate() {
             for (pi, p) in topic.partitions.iter().enumerate() {
-                let Some(v) = value(p, polled.derived.partition(ti, pi)) else {
+                let derived = polled.derived.partition(ti, pi);
+                if derived.hidden {
+                    continue;
+                }
+                let Some(v) = value(p, derived) else {
                     continue;
                 };
                 let labels = g

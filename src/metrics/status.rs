@@ -1,5 +1,5 @@
-//! Scheduler status rendered per scrape: request budgets, round fit, discovery and the
-//! retention of the polled topics.
+//! Scheduler status rendered per scrape: request budgets, round fit, discovery, the
+//! retention of the polled topics and the series the cardinality controls leave out.
 
 use super::text::{Family, Value, header, sample};
 use crate::scheduler::Status;
@@ -32,13 +32,20 @@ pub const TOPIC_RETENTION: Family = Family {
     help: "How long the topic keeps messages (Alibaba GetInstanceList MsgRetain, the instance's; Tencent DescribeTopicAttributes Config.Retention), as last read; absent where the cloud does not say.",
 };
 
+pub const SUPPRESSED_SERIES: Family = Family {
+    name: "kafka_cloud_lag_exporter_suppressed_series",
+    kind: "gauge",
+    help: "Lag series of the instance's groups left out of /metrics by the cardinality controls, as of each group's last successful poll: reason=group_state for groups skipped by state (cardinality.skip_groups), reason=partition_limit for partitions beyond each group's top_partitions while the instance is above cardinality.max_partition_series.",
+};
+
 /// Every family this module renders, in output order.
-pub const FAMILIES: [Family; 5] = [
+pub const FAMILIES: [Family; 6] = [
     API_RATE_LIMIT,
     ROUND_BUDGET,
     DISCOVERED_GROUPS,
     DISCOVERY_LAST_SUCCESS,
     TOPIC_RETENTION,
+    SUPPRESSED_SERIES,
 ];
 
 /// Appends the status families.
@@ -89,5 +96,19 @@ pub fn render(out: &mut Vec<u8>, status: &Status) {
         ];
         let v = Value::Float(r.retention.as_secs_f64());
         sample(out, TOPIC_RETENTION.name, &labels, v);
+    }
+    header(out, &SUPPRESSED_SERIES);
+    for r in &status.suppressed {
+        let labels = [
+            ("cloud", r.cloud.as_str()),
+            ("instance_id", &*r.instance_id),
+            ("reason", r.reason.label()),
+        ];
+        sample(
+            out,
+            SUPPRESSED_SERIES.name,
+            &labels,
+            Value::Int(r.series as i64),
+        );
     }
 }

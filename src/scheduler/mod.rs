@@ -26,6 +26,7 @@ use kcle_clock::{Clock, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::cardinality::{Exposure, Policy, Suppressed, Tally, top_partitions};
 use crate::derive;
 use crate::discovery::{self, Discovered, Rules};
 use crate::model::{Cloud, GroupKey, GroupTarget, InstanceRef as InstanceRefKey};
@@ -58,6 +59,8 @@ pub struct Settings {
     pub discovery_interval: Duration,
     /// Polls per verdict window.
     pub verdict_window: usize,
+    /// Which series the cardinality controls leave out.
+    pub cardinality: Policy,
 }
 
 /// What the scheduler reports as it works; `metrics` implements it, so that this module
@@ -126,6 +129,8 @@ pub struct Status {
     pub accounts: Vec<AccountStatus>,
     /// The retention of every polled topic whose retention is known.
     pub retention: Vec<TopicRetention>,
+    /// Series the cardinality controls leave out, per instance and reason.
+    pub suppressed: Vec<Suppressed>,
 }
 
 /// One account's part of [`Status`].
@@ -176,6 +181,8 @@ pub struct Scheduler {
     rounds: watch::Sender<u64>,
     /// How long the polled topics keep messages, as last read.
     retention: Mutex<RetentionTable>,
+    /// Each instance's (group, partition) pairs and suppressed series.
+    tally: Mutex<Tally>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -219,6 +226,7 @@ impl Scheduler {
             missing: Mutex::new(HashSet::new()),
             rounds: watch::channel(0).0,
             retention: Mutex::new(RetentionTable::default()),
+            tally: Mutex::new(Tally::default()),
         });
         scheduler.install(plan, settings);
         scheduler
@@ -303,6 +311,7 @@ impl Scheduler {
         lock(&self.missing).retain(|k| keys.contains(k));
         self.failures.retain(|k| keys.contains(k));
         lock(&self.verdicts).retain(|k| keys.contains(k));
+        lock(&self.tally).retain(|k| keys.contains(k));
         *self.targets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(targets);
         *self.target_keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
     }
@@ -399,7 +408,7 @@ impl Scheduler {
                         .get(&key)
                         .and_then(|e| e.info.as_ref().map(|(i, _)| i.clone()))
                 });
-                let members = info.and_then(|i| {
+                let members = info.as_ref().and_then(|i| {
                     i.members.map(|m| m > 0).or_else(|| {
                         (i.state != crate::model::GroupState::Unknown)
                             .then(|| i.state.has_active_members())
@@ -420,13 +429,16 @@ impl Scheduler {
                         .map(|t| table.get(cloud, id, &t.topic))
                         .collect()
                 };
+                let exposure = self.exposure(&key, &progress, info.as_deref());
                 let derived = derive::derive(
                     &progress,
                     &derive::Inputs {
                         consume_rates: &observed.consume_rates,
                         retention: &retention,
+                        exposure: &exposure,
                     },
                 );
+                lock(&self.tally).suppress(&key, derived.suppressed);
                 self.store.record_poll(
                     target,
                     Polled {
@@ -440,6 +452,7 @@ impl Scheduler {
                 Ok(())
             }
             Err(err) if err.kind == ErrorKind::NotFound => {
+                lock(&self.tally).retain(|k| *k != key);
                 if lock(&self.missing).insert(key.clone()) {
                     tracing::warn!(%target, error = %err, "consumer group not found; its series are dropped until it reappears");
                 }
@@ -451,6 +464,34 @@ impl Scheduler {
                 self.failures.failed(target, &err, self.clock.instant());
                 Err(err)
             }
+        }
+    }
+
+    /// What the cardinality controls let through of a group's poll: nothing when its state
+    /// is skipped, its top partitions by lag when its instance is over the limit (counting
+    /// this poll), else everything.
+    fn exposure(
+        &self,
+        key: &GroupKey,
+        progress: &crate::model::GroupProgress,
+        info: Option<&crate::model::GroupInfo>,
+    ) -> Exposure {
+        let policy = self.settings().cardinality;
+        let lag: i64 = progress.topics.iter().map(|t| t.lag()).sum();
+        let skipped = policy.skips(info, lag);
+        let pairs = if skipped {
+            0
+        } else {
+            progress.partition_count()
+        };
+        let over = lock(&self.tally).count(key, pairs, policy.max_partition_series);
+        Exposure {
+            skipped,
+            shown: if over && !skipped {
+                top_partitions(progress, policy.top_partitions)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -852,6 +893,7 @@ impl Scheduler {
                 })
                 .collect(),
             retention: self.retention(),
+            suppressed: lock(&self.tally).suppressed(),
         }
     }
 

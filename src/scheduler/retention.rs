@@ -36,9 +36,9 @@ pub struct TopicRetention {
 
 impl RetentionTable {
     /// The retention of `topic`, where known.
-    pub fn get(&self, cloud: Cloud, instance_id: &str, topic: &str) -> Option<Duration> {
+    pub fn get(&self, cloud: Cloud, instance_id: &Arc<str>, topic: &str) -> Option<Duration> {
         self.instances
-            .get(&(cloud, Arc::from(instance_id)))
+            .get(&(cloud, instance_id.clone()))
             .and_then(|t| t.get(topic).copied().flatten())
     }
 
@@ -237,11 +237,11 @@ mod tests {
         let day = Some(Duration::from_secs(86_400));
         t.set(Cloud::Tencent, &id, "a", day);
         t.set(Cloud::Tencent, &id, "b", None);
-        assert_eq!(t.get(Cloud::Tencent, "i", "a"), day);
-        assert_eq!(t.get(Cloud::Tencent, "i", "b"), None);
+        assert_eq!(t.get(Cloud::Tencent, &id, "a"), day);
+        assert_eq!(t.get(Cloud::Tencent, &id, "b"), None);
         assert!(t.known(Cloud::Tencent, &id, "b"), "asked, no answer");
         assert!(!t.known(Cloud::Tencent, &id, "c"));
-        assert_eq!(t.get(Cloud::Alibaba, "i", "a"), None, "another cloud");
+        assert_eq!(t.get(Cloud::Alibaba, &id, "a"), None, "another cloud");
         assert_eq!(t.entries().len(), 1);
         let instance = Arc::new(InstanceRef {
             cloud: Cloud::Tencent,

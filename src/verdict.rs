@@ -14,7 +14,9 @@
 //! - **ERR** (group level): the group's last poll failed.
 //!
 //! A group's status is that of its worst partition (REWIND, then STOP, STALL, WARN); the
-//! worst partition is named. This module holds plain data; `metrics/` renders it.
+//! worst partition is named. The same windows, with the times of the polls, give each
+//! partition's recent consume rate, from which the time to drain its lag is derived. This
+//! module holds plain data; `metrics/` renders it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -73,11 +75,43 @@ fn severity(s: Status) -> u8 {
 /// The windows of one group's partitions, by (topic, partition).
 type PartitionWindows = HashMap<(Arc<str>, i32), VecDeque<Observation>>;
 
+/// One group's windows and the times of its last polls. A partition is observed at every
+/// poll from its first to the latest (one that leaves the answer leaves the window), so a
+/// window of `n` observations spans the group's last `n` poll times.
+#[derive(Debug, Default)]
+struct GroupWindows {
+    /// Unix ms of the group's last polls, oldest first, at most `window`.
+    times: VecDeque<i64>,
+    partitions: PartitionWindows,
+}
+
 /// The windows of every partition of every group.
 #[derive(Debug)]
 pub struct Evaluator {
     window: usize,
-    groups: HashMap<GroupKey, PartitionWindows>,
+    groups: HashMap<GroupKey, GroupWindows>,
+}
+
+/// What one poll tells about a group beyond its offsets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub verdict: Verdict,
+    /// Each partition's consume rate over its window, in messages per second, in the
+    /// progress's order (topic by topic): how fast its committed offset advanced from the
+    /// oldest observation to this one. `None` without a committed offset or with a
+    /// single observation.
+    pub consume_rates: Vec<Vec<Option<f64>>>,
+}
+
+/// Seconds to consume `lag` messages at `rate` messages per second (what Amazon MSK calls
+/// `EstimatedTimeLag`): 0 with nothing to consume, `None` while the consumer makes no
+/// progress (never infinite).
+pub fn time_to_drain(lag: i64, rate: Option<f64>) -> Option<f64> {
+    if lag <= 0 {
+        return Some(0.0);
+    }
+    rate.filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| lag as f64 / r)
 }
 
 impl Default for Evaluator {
@@ -95,21 +129,31 @@ impl Evaluator {
         }
     }
 
-    /// Adds a successful poll of `group` and returns its verdict. `members` as for
-    /// [`evaluate`]. Partitions that left the answer leave the window.
+    /// Adds a successful poll of `group` taken at `at_ms` (Unix ms) and returns its
+    /// verdict and consume rates. `members` as for [`evaluate`]. Partitions that left the
+    /// answer leave the window.
     pub fn observe(
         &mut self,
         group: &GroupKey,
         progress: &GroupProgress,
         members: Option<bool>,
-    ) -> Verdict {
+        at_ms: i64,
+    ) -> Observed {
         let window = self.window;
-        let windows = self.groups.entry(group.clone()).or_default();
+        let g = self.groups.entry(group.clone()).or_default();
+        if g.times.len() == window {
+            g.times.pop_front();
+        }
+        g.times.push_back(at_ms);
+        let windows = &mut g.partitions;
         let mut seen = std::collections::HashSet::new();
         let mut worst: Option<WorstPartition> = None;
+        let mut consume_rates = Vec::with_capacity(progress.topics.len());
         for topic in &progress.topics {
+            let mut rates = Vec::with_capacity(topic.partitions.len());
             for p in &topic.partitions {
                 let (Some(committed), Some(lag)) = (p.committed, p.lag()) else {
+                    rates.push(None);
                     continue;
                 };
                 let key: (Arc<str>, i32) = (topic.topic.as_str().into(), p.partition);
@@ -120,7 +164,9 @@ impl Evaluator {
                 }
                 w.push_back(Observation { committed, lag });
                 let full = w.len() == window;
-                let status = evaluate(w.make_contiguous(), full, members);
+                let observations = w.make_contiguous();
+                rates.push(consume_rate(observations, &g.times));
+                let status = evaluate(observations, full, members);
                 tracing::debug!(group = %group.group, topic = %topic.topic, partition = p.partition, status = status.label(), "partition verdict");
                 if status != Status::Ok
                     && worst
@@ -134,11 +180,15 @@ impl Evaluator {
                     });
                 }
             }
+            consume_rates.push(rates);
         }
         windows.retain(|k, _| seen.contains(k));
-        Verdict {
-            status: worst.as_ref().map_or(Status::Ok, |w| w.status),
-            worst,
+        Observed {
+            verdict: Verdict {
+                status: worst.as_ref().map_or(Status::Ok, |w| w.status),
+                worst,
+            },
+            consume_rates,
         }
     }
 
@@ -152,13 +202,29 @@ impl Evaluator {
         self.groups
             .values()
             .map(|g| {
-                g.capacity() * (std::mem::size_of::<(Arc<str>, i32)>() + 32)
-                    + g.iter()
+                g.times.capacity() * std::mem::size_of::<i64>()
+                    + g.partitions.capacity() * (std::mem::size_of::<(Arc<str>, i32)>() + 32)
+                    + g.partitions
+                        .iter()
                         .map(|(k, w)| k.0.len() + w.capacity() * std::mem::size_of::<Observation>())
                         .sum::<usize>()
             })
             .sum()
     }
+}
+
+/// Messages per second the committed offset advanced over `window` (oldest first), whose
+/// observations were taken at the last `window.len()` of the group's poll `times`. `None`
+/// with one observation, or when it went backwards (a rewind is no rate).
+fn consume_rate(window: &[Observation], times: &VecDeque<i64>) -> Option<f64> {
+    let n = window.len();
+    if n < 2 || times.len() < n {
+        return None;
+    }
+    let (first_ms, last_ms) = (times[times.len() - n], times[times.len() - 1]);
+    let consumed = window[n - 1].committed - window[0].committed;
+    (last_ms > first_ms && consumed >= 0)
+        .then(|| consumed as f64 * 1000.0 / (last_ms - first_ms) as f64)
 }
 
 #[cfg(test)]
@@ -267,5 +333,64 @@ mod tests {
         for (name, seq, full, members, want) in cases {
             assert_eq!(evaluate(&obs(seq), *full, *members), *want, "{name}");
         }
+    }
+
+    fn key(group: &str) -> GroupKey {
+        GroupKey {
+            cloud: crate::model::Cloud::Tencent,
+            instance_id: "i".into(),
+            group: group.into(),
+        }
+    }
+
+    fn one_partition(committed: i64, log_end: i64) -> GroupProgress {
+        GroupProgress {
+            topics: vec![crate::model::TopicProgress {
+                topic: "t".into(),
+                partitions: vec![crate::model::PartitionProgress {
+                    partition: 0,
+                    committed: Some(committed),
+                    log_end,
+                    ..Default::default()
+                }],
+            }],
+            info: None,
+        }
+    }
+
+    #[test]
+    fn the_consume_rate_spans_the_window_and_drain_time_follows() {
+        let mut e = Evaluator::new(3);
+        let g = key("g");
+        // 30 s polls; the consumer commits 300 messages a poll: 10/s.
+        let rates: Vec<Option<f64>> = [(0, 1_000), (300, 1_600), (600, 2_200), (900, 2_800)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(c, end))| {
+                e.observe(&g, &one_partition(c, end), Some(true), i as i64 * 30_000)
+                    .consume_rates[0][0]
+            })
+            .collect();
+        assert_eq!(rates, [None, Some(10.0), Some(10.0), Some(10.0)]);
+        // Lag 1,900 at 10/s: 190 s.
+        assert_eq!(time_to_drain(2_800 - 900, rates[3]), Some(190.0));
+    }
+
+    #[test]
+    fn no_progress_means_no_drain_time_and_never_infinity() {
+        let mut e = Evaluator::new(5);
+        let g = key("g");
+        let mut last = None;
+        for i in 0..5 {
+            last = Some(e.observe(&g, &one_partition(100, 500 + i * 10), None, i * 30_000));
+        }
+        let rate = last.unwrap().consume_rates[0][0];
+        assert_eq!(rate, Some(0.0));
+        assert_eq!(time_to_drain(540, rate), None);
+        assert_eq!(time_to_drain(0, rate), Some(0.0), "nothing to drain");
+        assert_eq!(time_to_drain(5, Some(f64::INFINITY)), None);
+        // A rewind is no rate.
+        let back = e.observe(&g, &one_partition(50, 600), None, 200_000);
+        assert_eq!(back.consume_rates[0][0], None);
     }
 }

@@ -103,6 +103,27 @@ pub trait Provider: Send + Sync + fmt::Debug {
             .retryable(false))
         })
     }
+
+    /// How long the instance keeps messages, for clouds that report it per instance (see
+    /// [`Profile::retention`]); `None` when the answer does not say.
+    fn instance_retention<'a>(
+        &'a self,
+        _instance: &'a InstanceRef,
+        _deadline: Instant,
+    ) -> ProviderFuture<'a, Option<Duration>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// How long `topic` keeps messages, for clouds that report it per topic (see
+    /// [`Profile::retention`]); `None` when the answer does not say.
+    fn topic_retention<'a>(
+        &'a self,
+        _instance: &'a InstanceRef,
+        _topic: &'a str,
+        _deadline: Instant,
+    ) -> ProviderFuture<'a, Option<Duration>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A cloud's management API for moving committed offsets. Built only by
@@ -154,6 +175,17 @@ pub struct Profile {
     pub group_info_batch: Option<usize>,
     /// The action that reads a message's produce time (`time_lag.probe`), if any.
     pub probe_action: Option<&'static str>,
+    /// Where the cloud reports how long messages are kept, and the action that reads it.
+    pub retention: Option<(RetentionScope, &'static str)>,
+}
+
+/// Whether a cloud reports message retention once per instance or per topic.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RetentionScope {
+    /// [`Provider::instance_retention`]: every topic of the instance keeps messages as long.
+    Instance,
+    /// [`Provider::topic_retention`], one request per topic.
+    Topic,
 }
 
 impl Profile {

@@ -318,6 +318,18 @@ def drive(args):
     except Exception as e:  # noqa: BLE001
         c.expect(False, f"v3 GetInstanceList raised {type(e).__name__} code={error_code(e)}")
 
+    # V3: GetInstanceList narrowed to one instance (the SDK sends InstanceId.1), with the
+    # instance's retention in hours, as the exporter reads it for the retention margin.
+    try:
+        req = km.GetInstanceListRequest(region_id=args.region, instance_id=[args.instance])
+        vos = client.get_instance_list(req).body.instance_list.instance_vo or []
+        c.expect([v.instance_id for v in vos] == [args.instance],
+                 f"v3 GetInstanceList with InstanceId.1 lists only {args.instance}")
+        c.expect(all(isinstance(v.msg_retain, int) and v.msg_retain > 0 for v in vos),
+                 f"v3 GetInstanceList MsgRetain is an int of hours: {[v.msg_retain for v in vos]}")
+    except Exception as e:  # noqa: BLE001
+        c.expect(False, f"v3 GetInstanceList (one instance) raised {type(e).__name__} code={error_code(e)}")
+
     # V2: aliyunsdkcore CommonRequest.
     try:
         data = core_progress(args.endpoint, args.key_id, args.key_secret, args.region,

@@ -28,8 +28,9 @@ Mode 2, the simulator as the official client sees it:
         --region R --instance I --group G
 
   Drives `CkafkaClient` against a running simulator (its clock must be the real time):
-  DescribeGroupOffsets, DescribeGroup, DescribeInstances and DescribeGroupInfo must succeed
-  and parse into the SDK's models with topics, partitions and integer offsets; a call
+  DescribeGroupOffsets, DescribeGroup, DescribeInstances, DescribeGroupInfo and
+  DescribeTopicAttributes must succeed and parse into the SDK's models with topics,
+  partitions, integer offsets and an integer retention; a call
   signed with a wrong secret key must raise TencentCloudSDKException with code
   AuthFailure.SignatureFailure. With `--idle-group G2` (a group without members) the SDK
   also writes: ModifyGroupOffsets with Partitions and BatchModifyGroupOffsets, each read
@@ -253,6 +254,18 @@ def drive_simulator(args):
         assert g.State in ("Stable", "Empty", "PreparingRebalance", "CompletingRebalance"), g.State
         return "state %s, %d members" % (g.State, len(g.Members or []))
 
+    def topic_attributes():
+        req = models.DescribeGroupOffsetsRequest()
+        req.InstanceId, req.Group = args.instance, args.group
+        topic = c.DescribeGroupOffsets(req).Result.TopicList[0].Topic
+        req = models.DescribeTopicAttributesRequest()
+        req.InstanceId, req.TopicName = args.instance, topic
+        r = c.DescribeTopicAttributes(req).Result
+        assert isinstance(r, models.TopicAttributesResponse), type(r)
+        assert isinstance(r.Config, models.Config), type(r.Config)
+        assert isinstance(r.Config.Retention, int) and r.Config.Retention > 0, r.Config.Retention
+        return "topic %s keeps messages %d ms" % (topic, r.Config.Retention)
+
     def wrong_key():
         req = models.DescribeGroupRequest()
         req.InstanceId = args.instance
@@ -315,6 +328,7 @@ def drive_simulator(args):
         ("DescribeGroup", groups),
         ("DescribeInstances", instances),
         ("DescribeGroupInfo", group_info),
+        ("DescribeTopicAttributes", topic_attributes),
         ("wrong secret key", wrong_key),
     ]
     if args.idle_group:

@@ -1,4 +1,7 @@
-//! Alibaba Cloud ApsaraMQ for Kafka ("alikafka", API 2019-09-16): [`AlibabaProvider`].
+//! Alibaba Cloud ApsaraMQ for Kafka ("alikafka", API 2019-09-16): [`AlibabaProvider`]:
+//! consumer-group progress (`GetConsumerProgress`), discovery (`GetConsumerList`,
+//! `GetInstanceList`), the instance's retention (`GetInstanceList` `MsgRetain`) and offset
+//! resets (`UpdateConsumerOffset`).
 //!
 //! Owns the alikafka requests, sent as the official SDK sends them: `POST {endpoint}/?<query>`
 //! with an empty body, signed with V2 (query `Signature`) or V3 (`Authorization` header)
@@ -25,7 +28,7 @@ use super::call::Caller;
 use super::http::{HttpRequest, InvalidHeader, send};
 use super::{
     AccountSpec, ErrorKind, OffsetWriter, Profile, Provider, ProviderDeps, ProviderError,
-    ProviderFuture,
+    ProviderFuture, RetentionScope,
 };
 use crate::credentials::CredentialEnv;
 use crate::credentials::Credentials;
@@ -60,6 +63,9 @@ pub static PROFILE: Profile = Profile {
     // GetConsumerProgress carries the state, the members and the rebalances.
     group_info_batch: None,
     probe_action: None,
+    // GetInstanceList's `MsgRetain`, the instance's retention in hours. Topic-level
+    // `retention.ms` (professional and serverless editions) is in no documented answer.
+    retention: Some((RetentionScope::Instance, GET_INSTANCE_LIST)),
 };
 
 /// Alibaba request signature versions.
@@ -303,6 +309,24 @@ impl Provider for AlibabaProvider {
                 .request(GET_INSTANCE_LIST, &params, deadline, false)
                 .await?;
             Ok(running_instances(&answer))
+        })
+    }
+
+    fn instance_retention<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        deadline: Instant,
+    ) -> ProviderFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            // The list narrowed to this instance (the SDK sends the list as `InstanceId.1`).
+            let params = [
+                ("RegionId", instance.region.to_string()),
+                ("InstanceId.1", instance.instance_id.to_string()),
+            ];
+            let answer: wire::GetInstanceList = self
+                .request(GET_INSTANCE_LIST, &params, deadline, false)
+                .await?;
+            Ok(msg_retain(&answer, &instance.instance_id))
         })
     }
 
@@ -906,6 +930,21 @@ fn serves_traffic(vo: &wire::InstanceVo) -> bool {
         (None, Some(status)) => !matches!(status, 0 | 1 | 2 | 3 | 10 | 15),
         (None, None) => true,
     }
+}
+
+/// The retention of `instance_id` in a `GetInstanceList` answer: `MsgRetain`, in hours
+/// (the SDK model: "The retention period of messages in the instance. Unit: hours."). An
+/// answer without the instance or the field, or with a value that is not positive, says
+/// nothing.
+fn msg_retain(answer: &wire::GetInstanceList, instance_id: &str) -> Option<Duration> {
+    answer
+        .instance_list
+        .iter()
+        .find(|vo| vo.instance_id.as_deref() == Some(instance_id))
+        .and_then(|vo| vo.msg_retain)
+        .and_then(|h| u64::try_from(h).ok())
+        .filter(|h| *h > 0)
+        .map(|h| Duration::from_secs(h * 3600))
 }
 
 fn running_instances(answer: &wire::GetInstanceList) -> Vec<DiscoveredInstance> {
@@ -1557,6 +1596,28 @@ mod tests {
     }
 
     #[test]
+    fn instance_retention_is_msg_retain_in_hours() {
+        let (_, list) = wire::parse::<wire::GetInstanceList>(
+            include_str!("../../../tests/fixtures/alibaba/get_instance_list.json").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            msg_retain(&list, "alikafka_post-cn-abc123"),
+            Some(Duration::from_secs(72 * 3600))
+        );
+        assert_eq!(
+            msg_retain(&list, "alikafka_pre-cn-legacy01"),
+            None,
+            "no field"
+        );
+        assert_eq!(
+            msg_retain(&list, "alikafka_post-cn-other"),
+            None,
+            "not listed"
+        );
+    }
+
+    #[test]
     fn running_instances_prefer_the_console_status() {
         let (_, list) = wire::parse::<wire::GetInstanceList>(
             include_str!("../../../tests/fixtures/alibaba/get_instance_list.json").as_bytes(),
@@ -1588,6 +1649,7 @@ mod tests {
             name: None,
             service_status: service,
             view_instance_status_code: view,
+            msg_retain: None,
         };
         let kept_views = [2, 4, 7, 8, 21, 22, 30, 102, 103, 999];
         let dropped_views = [0, 1, 3, 5, 6, 23, 101];

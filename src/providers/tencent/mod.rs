@@ -1,7 +1,8 @@
 //! The Tencent Cloud CKafka provider (API 2019-08-19): consumer-group progress from
 //! `DescribeGroupOffsets` (every topic page), group and instance discovery
-//! (`DescribeGroup`, `DescribeInstances`), group state (`DescribeGroupInfo`) and offset
-//! resets (`ModifyGroupOffsets`, `BatchModifyGroupOffsets`).
+//! (`DescribeGroup`, `DescribeInstances`), group state (`DescribeGroupInfo`), topic
+//! retention (`DescribeTopicAttributes`) and offset resets (`ModifyGroupOffsets`,
+//! `BatchModifyGroupOffsets`).
 //!
 //! It owns CKafka's request shape (`POST /` with a compact JSON body, `X-TC-*` headers,
 //! TC3 signature over `content-type;host`), the conversion of answers into `model` types
@@ -23,7 +24,7 @@ use super::call::Caller;
 use super::http::{HttpRequest, InvalidHeader, send};
 use super::{
     AccountSpec, ErrorKind, OffsetWriter, Profile, Provider, ProviderDeps, ProviderError,
-    ProviderFuture,
+    ProviderFuture, RetentionScope,
 };
 use crate::credentials::CredentialEnv;
 use crate::model::{
@@ -34,8 +35,8 @@ use kcle_clock::unix_secs;
 
 pub use kcle_cloud::tencent::{
     API_VERSION, BATCH_MODIFY_GROUP_OFFSETS, DESCRIBE_GROUP, DESCRIBE_GROUP_INFO,
-    DESCRIBE_GROUP_OFFSETS, DESCRIBE_INSTANCES, FETCH_MESSAGE_LIST_BY_OFFSET, MODIFY_GROUP_OFFSETS,
-    SERVICE,
+    DESCRIBE_GROUP_OFFSETS, DESCRIBE_INSTANCES, DESCRIBE_TOPIC_ATTRIBUTES,
+    FETCH_MESSAGE_LIST_BY_OFFSET, MODIFY_GROUP_OFFSETS, SERVICE,
 };
 
 /// Tencent's facts for the rest of the exporter.
@@ -61,6 +62,7 @@ pub static PROFILE: Profile = Profile {
     requests_per_poll: offsets_pages,
     group_info_batch: Some(GROUP_INFO_BATCH),
     probe_action: Some(FETCH_MESSAGE_LIST_BY_OFFSET),
+    retention: Some((RetentionScope::Topic, DESCRIBE_TOPIC_ATTRIBUTES)),
 };
 
 /// Groups per `DescribeGroupInfo` call (`GroupList`). No maximum is documented; ten keeps
@@ -771,6 +773,43 @@ impl Provider for TencentProvider {
                 .await
         })
     }
+
+    fn topic_retention<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        topic: &'a str,
+        deadline: Instant,
+    ) -> ProviderFuture<'a, Option<std::time::Duration>> {
+        const ACTION: &str = DESCRIBE_TOPIC_ATTRIBUTES;
+        Box::pin(async move {
+            let body = wire::DescribeTopicAttributesRequest {
+                instance_id: &instance.instance_id,
+                topic_name: topic,
+            };
+            self.caller
+                .call(ACTION, deadline, || {
+                    let body = &body;
+                    async move {
+                        let reply: Reply<wire::TopicAttributesResponse> =
+                            self.send(ACTION, &instance.region, body).await?;
+                        Ok(retention_of(reply.result))
+                    }
+                })
+                .await
+        })
+    }
+}
+
+/// A topic's retention from `DescribeTopicAttributes`: `Config.Retention` in
+/// milliseconds; absent, null or not positive (as `-1`, "keep forever", would be) is not
+/// a limit we can count down to.
+fn retention_of(result: wire::TopicAttributesResponse) -> Option<std::time::Duration> {
+    result
+        .config
+        .and_then(|c| c.retention)
+        .and_then(|ms| u64::try_from(ms).ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis)
 }
 
 impl OffsetWriter for TencentProvider {
@@ -1093,6 +1132,38 @@ mod tests {
             .collect();
         assert_eq!(p, [(0, None, 5000), (1, None, 4200), (2, Some(900), 1000)]);
         assert_eq!(t.lag(), 100);
+    }
+
+    /// The documented example of `DescribeTopicAttributes` (CKafka API page 597/40846).
+    #[test]
+    fn topic_retention_is_config_retention_in_milliseconds() {
+        let reply = |json: &str| {
+            decode::<wire::TopicAttributesResponse>("DescribeTopicAttributes", 200, json.as_bytes())
+                .unwrap()
+                .result
+        };
+        let doc = include_str!("../../../tests/fixtures/tencent/describe_topic_attributes.json");
+        assert_eq!(
+            retention_of(reply(doc)),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        for (json, why) in [
+            (
+                r#"{"Response":{"Result":{"Config":{"Retention":null}},"RequestId":"r"}}"#,
+                "null",
+            ),
+            (
+                r#"{"Response":{"Result":{"Config":{"Retention":-1}},"RequestId":"r"}}"#,
+                "forever",
+            ),
+            (
+                r#"{"Response":{"Result":{"Config":null},"RequestId":"r"}}"#,
+                "no config",
+            ),
+            (r#"{"Response":{"Result":{},"RequestId":"r"}}"#, "no field"),
+        ] {
+            assert_eq!(retention_of(reply(json)), None, "{why}");
+        }
     }
 
     #[test]

@@ -237,8 +237,15 @@ groups = {g["name"]: g["rules"] for g in rule["spec"]["groups"]}
 exprs = {r.get("record"): r["expr"] for r in groups["kafka-cloud-lag-exporter.thresholds"]}
 assert exprs["kafka_cloud_lag_exporter:lag_threshold_messages:default"] == "vector(50000)", exprs
 assert exprs["kafka_cloud_lag_exporter:lag_threshold_seconds:default"] == "vector(900)", exprs
+assert exprs["kafka_cloud_lag_exporter:retention_margin_threshold_seconds:default"] == "vector(3600)", exprs
+assert exprs["kafka_cloud_lag_exporter:time_to_drain_threshold_seconds:default"] == "vector(7200)", exprs
 over = groups["kafka-cloud-lag-exporter.threshold-overrides"]
-assert len(over) == 3 and over[0]["labels"] == {"consumergroup": "billing-consumer"}, over
+assert len(over) == 5 and over[0]["labels"] == {"consumergroup": "billing-consumer"}, over
+assert {(r["record"], r["expr"], r["labels"]["consumergroup"]) for r in over[2:]} == {
+    ("kafka_cloud_lag_exporter:time_to_drain_threshold_seconds:override", "vector(10800)", "billing-consumer"),
+    ("kafka_cloud_lag_exporter:lag_threshold_seconds:override", "vector(60)", "payments-consumer"),
+    ("kafka_cloud_lag_exporter:retention_margin_threshold_seconds:override", "vector(7200)", "payments-consumer"),
+}, over
 urls = {r["annotations"]["runbook_url"] for g in groups.values() for r in g if "alert" in r}
 assert all(u.startswith("https://wiki.example.com/runbooks/kafka-cloud-lag-exporter.md#") for u in urls), urls
 print("thresholds, overrides and runbook base follow the values")

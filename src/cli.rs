@@ -97,9 +97,12 @@ pub enum Command {
     /// and benchmarks. Writes a configuration that points at it with --write-config.
     Simulator(SimulatorArgs),
     /// Move a consumer group's committed offsets, like `kafka-consumer-groups
-    /// --reset-offsets`. Prints the plan and changes nothing unless --execute is given.
-    /// Exit status: 0 done (or dry run), 1 the cloud refused or the result differs from
-    /// the plan, 2 refused before writing (usage, configuration, validation).
+    /// --reset-offsets`. Prints the plan and changes nothing unless --execute is given;
+    /// with it, on a terminal, asks for the group name, then writes a backup of the
+    /// offsets (undo: --from-file BACKUP) before any write. Exit status: 0 done (or dry
+    /// run, or export), 1 a cloud call failed or the result differs from the plan, 2
+    /// refused before writing (usage, configuration, validation, no confirmation, no
+    /// backup).
     ResetOffsets(ResetArgs),
 }
 
@@ -201,13 +204,17 @@ pub enum Names {
     Long,
 }
 
-/// Options of `reset-offsets`: where, which target (exactly one), and whether to apply it.
+/// Options of `reset-offsets`: where, which partitions, which target (exactly one), and
+/// whether to apply it.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(group(
     clap::ArgGroup::new("target")
         .required(true)
         .multiple(false)
-        .args(["to_latest", "to_earliest", "to_timestamp_ms", "to_datetime", "to_offsets", "shift_by"])
+        .args([
+            "to_latest", "to_earliest", "to_current", "to_timestamp_ms", "to_datetime",
+            "by_duration", "to_offsets", "shift_by", "from_file",
+        ])
 ))]
 pub struct ResetArgs {
     /// The configured account (`accounts[].name`) whose credentials and endpoint are used.
@@ -219,41 +226,117 @@ pub struct ResetArgs {
     /// The consumer group to reset; it must have no active members.
     #[arg(long, value_name = "GROUP")]
     pub group: String,
-    /// Reset only this topic (default: every topic the group has offsets for).
-    #[arg(long, value_name = "TOPIC")]
-    pub topic: Option<String>,
+    /// Reset this topic, or with `:P,P...` only these partitions of it (e.g. `orders:0,2`).
+    /// Repeatable. With --from-file: only these rows of the file.
+    #[arg(
+        long,
+        value_name = "TOPIC[:P,P...]",
+        help_heading = "Scope (one is required, except with --from-file)"
+    )]
+    pub topic: Vec<String>,
+    /// Reset every topic the group has offsets on.
+    #[arg(
+        long = "all-topics",
+        conflicts_with = "topic",
+        help_heading = "Scope (one is required, except with --from-file)"
+    )]
+    pub all_topics: bool,
     /// Move to the log-end offset of each partition.
-    #[arg(long = "to-latest")]
+    #[arg(long = "to-latest", help_heading = "Target (exactly one)")]
     pub to_latest: bool,
     /// Move to the earliest retained offset of each partition.
-    #[arg(long = "to-earliest")]
+    #[arg(long = "to-earliest", help_heading = "Target (exactly one)")]
     pub to_earliest: bool,
+    /// Set each partition to its committed offset as read now (the log end where there is
+    /// none), as explicit offsets: with --export, a snapshot of the group.
+    #[arg(long = "to-current", help_heading = "Target (exactly one)")]
+    pub to_current: bool,
     /// Move to the first offset produced at or after this time (Unix milliseconds).
     #[arg(
         long = "to-timestamp-ms",
         value_name = "MS",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        help_heading = "Target (exactly one)"
     )]
     pub to_timestamp_ms: Option<i64>,
     /// Move to the first offset produced at or after this time (RFC 3339, with offset,
     /// e.g. 2024-05-01T08:00:00+08:00).
-    #[arg(long = "to-datetime", value_name = "RFC3339")]
+    #[arg(
+        long = "to-datetime",
+        value_name = "RFC3339",
+        help_heading = "Target (exactly one)"
+    )]
     pub to_datetime: Option<String>,
-    /// Set explicit offsets of partitions of --topic, e.g. 0=1200,3=1500.
-    #[arg(long = "to-offsets", value_name = "P=O[,P=O...]")]
+    /// Move to the first offset produced at or after this long ago (ISO 8601 duration in
+    /// days, hours, minutes and seconds, e.g. PT30M, PT1H30M, P1D).
+    #[arg(
+        long = "by-duration",
+        value_name = "DURATION",
+        help_heading = "Target (exactly one)"
+    )]
+    pub by_duration: Option<String>,
+    /// Set explicit offsets of partitions of one --topic, e.g. 0=1200,3=1500.
+    #[arg(
+        long = "to-offsets",
+        value_name = "P=O[,P=O...]",
+        help_heading = "Target (exactly one)"
+    )]
     pub to_offsets: Option<String>,
-    /// Move each partition by N messages (negative: back). Tencent only.
-    #[arg(long = "shift-by", value_name = "N", allow_negative_numbers = true)]
+    /// Move each partition by N messages (negative: back), limited to [0, log end]. Tencent
+    /// shifts natively; on Alibaba it is sent as explicit offsets computed from the
+    /// committed offsets read now.
+    #[arg(
+        long = "shift-by",
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Target (exactly one)"
+    )]
     pub shift_by: Option<i64>,
-    /// Apply the plan. Without it nothing is written (dry run).
+    /// Set the offsets listed in FILE, a CSV of `topic,partition,offset` lines as
+    /// kafka-consumer-groups --export writes (lines starting with # are comments): a
+    /// backup written by --execute undoes that reset.
+    #[arg(
+        long = "from-file",
+        value_name = "FILE",
+        help_heading = "Target (exactly one)"
+    )]
+    pub from_file: Option<PathBuf>,
+    /// Apply the plan: back up the offsets it moves, then write. Without it nothing is
+    /// written (dry run).
     #[arg(long)]
     pub execute: bool,
+    /// Print the plan as a `topic,partition,offset` CSV (what --from-file reads) instead of
+    /// the table, and write nothing.
+    #[arg(long, conflicts_with_all = ["execute", "output"])]
+    pub export: bool,
+    /// How to print the plan and the result: a table, or one JSON document on stdout.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ResetOutput::Table)]
+    pub output: ResetOutput,
+    /// Do not ask for confirmation on a terminal. (Without a terminal, e.g. in a script,
+    /// --execute never asks.)
+    #[arg(long)]
+    pub yes: bool,
+    /// Where --execute writes the backup of the group's offsets before any write. Default:
+    /// $XDG_STATE_HOME/kafka-cloud-lag-exporter/reset-backups, else
+    /// ~/.local/state/kafka-cloud-lag-exporter/reset-backups, else the current directory.
+    #[arg(long = "backup-dir", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
     /// Reset even though the cloud's answer does not say whether the group has active
     /// members (Alibaba's documented GetConsumerProgress answer has no state and no
     /// members). You take responsibility: stop the group's consumers first. Recorded in
     /// the audit line. A group the cloud reports as active is refused all the same.
     #[arg(long = "assume-inactive")]
     pub assume_inactive: bool,
+}
+
+/// How `reset-offsets` prints its plan and result.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ResetOutput {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// One JSON document (plan, and after --execute the result of each partition).
+    Json,
 }
 
 /// Log levels.
@@ -383,6 +466,27 @@ mod tests {
         let args = reset(&["--topic", "t", "--to-offsets", "0=1,1=2"]).unwrap();
         assert_eq!(args.to_offsets.as_deref(), Some("0=1,1=2"));
         assert!(!args.execute, "dry run by default");
+        assert_eq!(args.output, ResetOutput::Table);
+        let args = reset(&["--topic", "a", "--topic", "b:0,2", "--by-duration", "PT30M"]).unwrap();
+        assert_eq!(args.topic, ["a", "b:0,2"]);
+        assert_eq!(args.by_duration.as_deref(), Some("PT30M"));
+        let args = reset(&["--from-file", "b.csv", "--output", "json", "--yes"]).unwrap();
+        assert_eq!(args.from_file, Some(PathBuf::from("b.csv")));
+        assert_eq!(args.output, ResetOutput::Json);
+        assert!(args.yes);
+        for conflict in [
+            &["--to-current", "--topic", "a", "--all-topics"][..],
+            &["--to-current", "--export", "--execute"],
+            &["--to-current", "--export", "--output", "json"],
+            &["--to-current", "--from-file", "f"],
+        ] {
+            let e = reset(conflict).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{conflict:?}"
+            );
+        }
         let none = reset(&[]).unwrap_err();
         assert_eq!(none.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         let two = reset(&["--to-latest", "--to-earliest"]).unwrap_err();

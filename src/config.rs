@@ -67,6 +67,12 @@ pub struct Config {
     /// The Burrow-style verdict per group.
     #[serde(default)]
     pub verdict: VerdictConfig,
+    /// The names and labels of the lag families.
+    #[serde(default)]
+    pub metric_names: MetricNames,
+    /// Controls of the number of series.
+    #[serde(default)]
+    pub cardinality: CardinalityConfig,
     /// The cloud accounts to poll.
     pub accounts: Vec<Account>,
 }
@@ -90,6 +96,102 @@ impl Default for VerdictConfig {
 
 fn default_verdict_window() -> usize {
     crate::verdict::DEFAULT_WINDOW
+}
+
+/// Which family of metric names the lag series follow, so that the dashboards and alerts
+/// of the exporter users migrate from keep working.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricNames {
+    /// danielqsj/kafka_exporter's names (`kafka_consumergroup_lag`, ...) with the labels
+    /// `cloud`, `instance_id`, `consumergroup`, `topic`, `partition`.
+    #[default]
+    KafkaExporter,
+    /// seglo/kafka-lag-exporter's names (`kafka_consumergroup_group_lag`, ...) with its
+    /// labels `cluster_name` (the instance id), `group`, `topic`, `partition`.
+    KafkaLagExporter,
+}
+
+/// Which series are left out when there are too many (kminion #108's request and the
+/// like): groups by state, and per-partition series above a per-instance limit.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardinalityConfig {
+    /// Groups whose lag series are left out, by their Kafka state.
+    #[serde(default)]
+    pub skip_groups: SkipGroups,
+    /// Most (group, partition) pairs of one instance exported per partition; above it,
+    /// each group of the instance keeps its `top_partitions` partitions of largest lag
+    /// and its per-group series.
+    #[serde(default = "default_max_partition_series")]
+    pub max_partition_series: usize,
+    /// Partitions of largest lag each group keeps above `max_partition_series`.
+    #[serde(default = "default_top_partitions")]
+    pub top_partitions: usize,
+}
+
+impl Default for CardinalityConfig {
+    fn default() -> Self {
+        CardinalityConfig {
+            skip_groups: SkipGroups::default(),
+            max_partition_series: DEFAULT_MAX_PARTITION_SERIES,
+            top_partitions: DEFAULT_TOP_PARTITIONS,
+        }
+    }
+}
+
+/// Groups whose lag series are left out by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipGroups {
+    /// The Kafka states to skip, e.g. `[Empty, Dead]`; none by default.
+    #[serde(default)]
+    pub states: Vec<GroupStateName>,
+    /// Also skip groups in those states that have lag (a stopped consumer with a backlog);
+    /// by default they stay visible.
+    #[serde(default)]
+    pub with_lag: bool,
+}
+
+/// A Kafka consumer-group state, spelled as Kafka does.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+pub enum GroupStateName {
+    Stable,
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Dead,
+}
+
+impl GroupStateName {
+    pub fn state(self) -> crate::model::GroupState {
+        use crate::model::GroupState;
+        match self {
+            GroupStateName::Stable => GroupState::Stable,
+            GroupStateName::Empty => GroupState::Empty,
+            GroupStateName::PreparingRebalance => GroupState::PreparingRebalance,
+            GroupStateName::CompletingRebalance => GroupState::CompletingRebalance,
+            GroupStateName::Dead => GroupState::Dead,
+        }
+    }
+}
+
+/// Default `cardinality.max_partition_series`: 100,000 (group, partition) pairs per
+/// instance, so that a fleet of 100,000 partitions is exported as it is even on one
+/// instance.
+pub const DEFAULT_MAX_PARTITION_SERIES: usize = 100_000;
+/// Largest accepted `cardinality.max_partition_series`.
+pub const MAX_PARTITION_SERIES_LIMIT: usize = 10_000_000;
+/// Default `cardinality.top_partitions`.
+pub const DEFAULT_TOP_PARTITIONS: usize = 10;
+/// Largest accepted `cardinality.top_partitions`.
+pub const MAX_TOP_PARTITIONS: usize = 1_000;
+
+fn default_max_partition_series() -> usize {
+    DEFAULT_MAX_PARTITION_SERIES
+}
+fn default_top_partitions() -> usize {
+    DEFAULT_TOP_PARTITIONS
 }
 
 /// Largest accepted `verdict.window`.
@@ -147,6 +249,10 @@ pub struct Account {
     /// Time-lag options.
     #[serde(default)]
     pub time_lag: TimeLagConfig,
+    /// Read how long the polled topics keep messages (Alibaba `GetInstanceList`, Tencent
+    /// `DescribeTopicAttributes`), for `kafka_consumergroup_retention_margin_seconds`.
+    #[serde(default = "default_true")]
+    pub read_retention: bool,
 }
 
 /// Instance discovery: which discovered instances to poll and which of their groups.
@@ -270,6 +376,9 @@ fn default_discovery_interval() -> Duration {
 }
 fn default_max_concurrency() -> usize {
     DEFAULT_MAX_CONCURRENCY
+}
+fn default_true() -> bool {
+    true
 }
 
 /// A configuration problem: which file, which field, what is wrong and what is allowed.
@@ -407,6 +516,33 @@ impl Config {
                     crate::verdict::MIN_POLLS
                 ),
             ));
+        }
+        let c = &self.cardinality;
+        if !(1..=MAX_PARTITION_SERIES_LIMIT).contains(&c.max_partition_series) {
+            return Err(invalid(
+                "cardinality.max_partition_series".into(),
+                format!(
+                    "{} is out of range; allowed 1 to {MAX_PARTITION_SERIES_LIMIT} (group, partition) pairs per instance",
+                    c.max_partition_series
+                ),
+            ));
+        }
+        if c.top_partitions > MAX_TOP_PARTITIONS {
+            return Err(invalid(
+                "cardinality.top_partitions".into(),
+                format!(
+                    "{} is out of range; allowed 0 to {MAX_TOP_PARTITIONS} partitions per group",
+                    c.top_partitions
+                ),
+            ));
+        }
+        for (i, state) in c.skip_groups.states.iter().enumerate() {
+            if c.skip_groups.states[..i].contains(state) {
+                return Err(invalid(
+                    format!("cardinality.skip_groups.states[{i}]"),
+                    format!("{state:?} is listed twice"),
+                ));
+            }
         }
         if let Some(dir) = &self.state_dir
             && dir.as_os_str().is_empty()
@@ -1004,6 +1140,31 @@ accounts:
                 "    region: ap-guangzhou\n",
                 &["accounts[1].endpoint", "\"/ckafka/\"", "TC3"],
             ),
+            (
+                "unknown skipped state",
+                "poll_interval: 30s\n",
+                &["cardinality.skip_groups.states[0]", "Idle", "Empty", "Dead"],
+            ),
+            (
+                "zero partition series",
+                "poll_interval: 30s\n",
+                &["cardinality.max_partition_series", "0", "1 to 10000000"],
+            ),
+            (
+                "state twice",
+                "poll_interval: 30s\n",
+                &["cardinality.skip_groups.states[1]", "Empty", "twice"],
+            ),
+            (
+                "unknown metric names",
+                "poll_interval: 30s\n",
+                &[
+                    "metric_names",
+                    "burrow",
+                    "kafka_exporter",
+                    "kafka_lag_exporter",
+                ],
+            ),
         ];
         let edits: &[&str] = &[
             "cloud: aws\n",
@@ -1020,6 +1181,10 @@ accounts:
             "poll_interval: 30s\nrequest_timeout: 30s\n",
             "region: cn-hangzhou\n    endpoint: https://proxy.example.com/alikafka\n",
             "    region: ap-guangzhou\n    endpoint: https://proxy.example.com:8443/ckafka/\n",
+            "poll_interval: 30s\ncardinality: {skip_groups: {states: [Idle]}}\n",
+            "poll_interval: 30s\ncardinality: {max_partition_series: 0}\n",
+            "poll_interval: 30s\ncardinality: {skip_groups: {states: [Empty, Empty]}}\n",
+            "poll_interval: 30s\nmetric_names: burrow\n",
         ];
         for ((name, find, expect), replace) in cases.iter().zip(edits) {
             let yaml = GOOD.replacen(find, replace, 1);

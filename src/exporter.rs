@@ -13,6 +13,7 @@ use kcle_clock::Clock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cardinality::{Policy, StateSet};
 use crate::config::{Account, Config, ConfigError};
 use crate::credentials::{CredentialProvider, CredentialSources};
 use crate::discovery::Rules;
@@ -65,6 +66,7 @@ impl Exporter {
     /// Builds providers and the scheduler for `config`.
     pub fn new(config: Config, runtime: Runtime, config_path: Option<PathBuf>) -> Arc<Exporter> {
         let metrics = Metrics::new();
+        metrics.set_metric_names(config.metric_names);
         let store = Arc::new(Store::new());
         store.set_stale_after(config.stale_after());
         let plan = build_plan(&config, &runtime, &metrics);
@@ -112,6 +114,7 @@ impl Exporter {
     /// that stay keep their data; groups that go lose their series at once.
     pub fn apply(&self, config: Config) {
         let plan = build_plan(&config, &self.runtime, &self.metrics);
+        self.metrics.set_metric_names(config.metric_names);
         self.store.set_stale_after(config.stale_after());
         self.scheduler.set_plan(plan, settings(&config));
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
@@ -206,6 +209,16 @@ fn settings(config: &Config) -> Settings {
         poll_timeout: config.request_timeout(),
         discovery_interval: config.discovery_interval,
         verdict_window: config.verdict.window,
+        cardinality: cardinality(&config.cardinality),
+    }
+}
+
+fn cardinality(c: &crate::config::CardinalityConfig) -> Policy {
+    Policy {
+        skip_states: StateSet::of(c.skip_groups.states.iter().map(|s| s.state())),
+        skip_with_lag: c.skip_groups.with_lag,
+        max_partition_series: c.max_partition_series,
+        top_partitions: c.top_partitions,
     }
 }
 
@@ -325,6 +338,7 @@ pub fn build_plan(config: &Config, runtime: &Runtime, metrics: &Metrics) -> Poll
                 budget,
                 discovery: rules,
                 probe: account.time_lag.probe,
+                read_retention: account.read_retention,
             },
         );
     }

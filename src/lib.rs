@@ -3,7 +3,8 @@
 //!
 //! `ARCHITECTURE.md` has the code map and the invariants. Modules in reading order:
 //! the domain (`model`), configuration (`config`, `credentials`), the clouds
-//! (`providers`), polling (`discovery`, `scheduler`, `timelag`, `store`), exposition
+//! (`providers`), polling (`discovery`, `scheduler`, `timelag`, `verdict`, `derive`,
+//! `cardinality`, `store`), exposition
 //! (`metrics`, `web`), the wiring (`exporter`, `signals`), and the command line (`cli`,
 //! `commands`, `app`). The clock, the clouds' pure protocol facts and the simulator are
 //! the workspace crates `kcle-clock`, `kcle-cloud` and `kcle-sim`.
@@ -15,6 +16,8 @@ pub mod credentials;
 
 pub mod providers;
 
+pub mod cardinality;
+pub mod derive;
 pub mod discovery;
 pub mod scheduler;
 pub mod store;

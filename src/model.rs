@@ -350,7 +350,7 @@ pub enum ResetTarget {
     ShiftBy(i64),
 }
 
-/// Which topics a reset applies to.
+/// Which topics and partitions a reset applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResetScope {
     /// Every topic the group consumes; the list is what the group's progress showed
@@ -358,13 +358,46 @@ pub enum ResetScope {
     AllTopics(Vec<String>),
     /// One topic.
     Topic(String),
+    /// Several whole topics.
+    Topics(Vec<String>),
+    /// Some partitions of one topic.
+    Partitions { topic: String, partitions: Vec<i32> },
 }
 
-/// One reset call: scope and target.
+impl ResetScope {
+    /// Whether partition `partition` of `topic` is in the scope.
+    pub fn covers(&self, topic: &str, partition: i32) -> bool {
+        match self {
+            ResetScope::AllTopics(list) | ResetScope::Topics(list) => {
+                list.iter().any(|t| t == topic)
+            }
+            ResetScope::Topic(t) => t == topic,
+            ResetScope::Partitions {
+                topic: t,
+                partitions,
+            } => t == topic && partitions.contains(&partition),
+        }
+    }
+}
+
+/// A reset: scope and target. A writer may need several calls for one (see
+/// `OffsetWriter::reset_calls`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResetRequest {
     pub scope: ResetScope,
     pub target: ResetTarget,
+}
+
+impl ResetRequest {
+    /// Whether this reset moves partition `partition` of `topic`: in the scope, and for
+    /// explicit offsets one of those given.
+    pub fn covers(&self, topic: &str, partition: i32) -> bool {
+        self.scope.covers(topic, partition)
+            && match &self.target {
+                ResetTarget::Offsets(list) => list.iter().any(|(p, _)| *p == partition),
+                _ => true,
+            }
+    }
 }
 
 #[cfg(test)]

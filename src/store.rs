@@ -18,6 +18,58 @@ pub struct Polled {
     pub progress: GroupProgress,
     pub verdict: Option<Verdict>,
     pub at: SystemTime,
+    /// What was derived from it when it was published.
+    pub derived: Derived,
+}
+
+/// Values derived from a poll when it is published (see `derive`), so that rendering
+/// reads each group's series from its own snapshot without computing across groups.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Derived {
+    /// Per topic of the progress, in the same order; empty when nothing was derived
+    /// (then every partition is shown and has no derived value).
+    pub topics: Vec<TopicDerived>,
+    /// The longest time to drain over the group's partitions, when every partition with
+    /// lag has one.
+    pub max_time_to_drain: Option<f64>,
+    /// The smallest retention margin over the group's partitions.
+    pub min_retention_margin: Option<f64>,
+    /// The cardinality controls leave the group's lag series out.
+    pub skipped: bool,
+    /// Series the cardinality controls leave out of this group's exposition: for its
+    /// state, and for the partition limit.
+    pub suppressed: [usize; 2],
+}
+
+/// What was derived for one topic of a group's progress.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TopicDerived {
+    /// Per partition of the topic, in the progress's order.
+    pub partitions: Vec<PartitionDerived>,
+}
+
+/// What was derived for one partition of a group's progress.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PartitionDerived {
+    /// Seconds to consume the partition's lag at its recent consume rate.
+    pub time_to_drain: Option<f64>,
+    /// Seconds until the oldest unconsumed message reaches the topic's retention
+    /// (negative: past it), where there is lag and both are known.
+    pub retention_margin: Option<f64>,
+    /// The cardinality controls leave the partition's series out (it is not among its
+    /// group's partitions of largest lag while its instance is over the limit).
+    pub hidden: bool,
+}
+
+impl Derived {
+    /// What was derived for partition `p` of topic `t` (by position in the progress).
+    pub fn partition(&self, t: usize, p: usize) -> PartitionDerived {
+        self.topics
+            .get(t)
+            .and_then(|t| t.partitions.get(p))
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
 /// What the store knows about one group.
@@ -96,7 +148,7 @@ impl Store {
         *groups = next;
     }
 
-    /// Records a successful poll, replacing the group's data at once.
+    /// Records a successful poll with nothing derived from it.
     pub fn record_success(
         &self,
         target: &GroupTarget,
@@ -104,16 +156,25 @@ impl Store {
         verdict: Option<Verdict>,
         at: SystemTime,
     ) {
-        self.update(target, |e| {
-            if let Some(info) = &progress.info {
-                e.info = Some((Arc::new(info.clone()), at));
-            }
-            e.last_good = Some(Arc::new(Polled {
+        self.record_poll(
+            target,
+            Polled {
                 progress,
                 verdict,
                 at,
-            }));
-            e.last_attempt = Some(at);
+                derived: Derived::default(),
+            },
+        );
+    }
+
+    /// Records a successful poll, replacing the group's data at once.
+    pub fn record_poll(&self, target: &GroupTarget, polled: Polled) {
+        self.update(target, |e| {
+            if let Some(info) = &polled.progress.info {
+                e.info = Some((Arc::new(info.clone()), polled.at));
+            }
+            e.last_attempt = Some(polled.at);
+            e.last_good = Some(Arc::new(polled));
             e.up = true;
         });
     }

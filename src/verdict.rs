@@ -14,9 +14,11 @@
 //! - **ERR** (group level): the group's last poll failed.
 //!
 //! A group's status is that of its worst partition (REWIND, then STOP, STALL, WARN); the
-//! worst partition is named. This module holds plain data; `metrics/` renders it.
+//! worst partition is named. The same windows, with the times of the polls, give each
+//! partition's recent consume rate, from which the time to drain its lag is derived. This
+//! module holds plain data; `metrics/` renders it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::model::{GroupKey, GroupProgress};
@@ -70,99 +72,55 @@ fn severity(s: Status) -> u8 {
     }
 }
 
-/// What one partition's window comes to, kept incrementally instead of as the last
-/// `window` observations: the last observation, how many there were, and the number of
-/// the last observation that ended each kind of step. [`Summary::status`] gives what
-/// [`evaluate`] gives on the window (a test checks that on random sequences), in 40 bytes
-/// whatever the window's length, so that 100,000 partitions cost 4 MB, not 40.
-///
-/// Observations are numbered from 0; a step ends at observation 1 or later, so 0 means
-/// "never". Numbers are `u32`: four billion polls of one partition are centuries.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Summary {
-    last: Observation,
-    /// Observations so far.
-    seen: u32,
-    /// One more than the number of the last observation with zero lag; 0: none.
-    zero: u32,
-    /// The last step that moved the committed offset back.
-    rewound: u32,
-    /// The last step that moved the committed offset.
-    moved: u32,
-    /// The last step that shrank the lag.
-    shrank: u32,
-    /// The last step that changed the lag.
-    lag_changed: u32,
-}
-
-impl Summary {
-    fn observe(mut self, o: Observation) -> Summary {
-        let i = self.seen;
-        if i > 0 {
-            if o.committed < self.last.committed {
-                self.rewound = i;
-            }
-            if o.committed != self.last.committed {
-                self.moved = i;
-            }
-            if o.lag < self.last.lag {
-                self.shrank = i;
-            }
-            if o.lag != self.last.lag {
-                self.lag_changed = i;
-            }
-        }
-        if o.lag == 0 {
-            self.zero = i + 1;
-        }
-        self.last = o;
-        self.seen = i.saturating_add(1);
-        self
-    }
-
-    /// [`evaluate`] over the last `window` observations.
-    fn status(&self, window: usize, members: Option<bool>) -> Status {
-        let window = u32::try_from(window).unwrap_or(u32::MAX);
-        let len = self.seen.min(window);
-        // The window holds observations start..seen; its steps end at start + 1 or later.
-        let start = self.seen - len;
-        let within = |step: u32| step > start;
-        if within(self.rewound) {
-            return Status::Rewind;
-        }
-        if (len as usize) < MIN_POLLS || self.zero > start {
-            return Status::Ok;
-        }
-        // Without a rewind the committed offset never decreases in the window, so "last
-        // above first" is "moved at some step", and with a lag that never shrank, "lag
-        // grew" is "lag changed at some step".
-        if len == window && !within(self.moved) {
-            return match members {
-                Some(false) => Status::Stop,
-                _ => Status::Stall,
-            };
-        }
-        if within(self.moved) && !within(self.shrank) && within(self.lag_changed) {
-            return Status::Warn;
-        }
-        Status::Ok
-    }
-}
-
-/// One partition of a group and its window.
+/// One partition of a group and its window: the last observations, oldest first, in a
+/// list sized to what it holds (a `VecDeque` would double its capacity as it fills).
 #[derive(Clone, Debug)]
 struct Tracked {
     /// Shared by the topic's partitions.
     topic: Arc<str>,
     partition: i32,
-    summary: Summary,
+    window: Vec<Observation>,
 }
 
-/// The windows of every partition of every group: per group, sorted by (topic, partition).
+/// One group's windows and the times of its last polls. A partition is observed at every
+/// poll from its first to the latest (one that leaves the answer leaves the window), so a
+/// window of `n` observations spans the group's last `n` poll times.
+#[derive(Debug, Default)]
+struct GroupWindows {
+    /// Unix ms of the group's last polls, oldest first, at most `window`.
+    times: VecDeque<i64>,
+    /// Sorted by (topic, partition): at 100,000 partitions a hash table with a name per
+    /// partition cost more than the windows themselves.
+    partitions: Vec<Tracked>,
+}
+
+/// The windows of every partition of every group.
 #[derive(Debug)]
 pub struct Evaluator {
     window: usize,
-    groups: HashMap<GroupKey, Vec<Tracked>>,
+    groups: HashMap<GroupKey, GroupWindows>,
+}
+
+/// What one poll tells about a group beyond its offsets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub verdict: Verdict,
+    /// Each partition's consume rate over its window, in messages per second, in the
+    /// progress's order (topic by topic): how fast its committed offset advanced from the
+    /// oldest observation to this one. `None` without a committed offset or with a
+    /// single observation.
+    pub consume_rates: Vec<Vec<Option<f64>>>,
+}
+
+/// Seconds to consume `lag` messages at `rate` messages per second (what Amazon MSK calls
+/// `EstimatedTimeLag`): 0 with nothing to consume, `None` while the consumer makes no
+/// progress (never infinite).
+pub fn time_to_drain(lag: i64, rate: Option<f64>) -> Option<f64> {
+    if lag <= 0 {
+        return Some(0.0);
+    }
+    rate.filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| lag as f64 / r)
 }
 
 impl Default for Evaluator {
@@ -180,40 +138,59 @@ impl Evaluator {
         }
     }
 
-    /// Adds a successful poll of `group` and returns its verdict. `members` as for
-    /// [`evaluate`]. Partitions that left the answer leave the window.
+    /// Adds a successful poll of `group` taken at `at_ms` (Unix ms) and returns its
+    /// verdict and consume rates. `members` as for [`evaluate`]. Partitions that left the
+    /// answer leave the window.
     pub fn observe(
         &mut self,
         group: &GroupKey,
         progress: &GroupProgress,
         members: Option<bool>,
-    ) -> Verdict {
+        at_ms: i64,
+    ) -> Observed {
         let window = self.window;
-        let tracked = self.groups.entry(group.clone()).or_default();
-        let before = std::mem::take(tracked);
+        let g = self.groups.entry(group.clone()).or_default();
+        if g.times.len() == window {
+            g.times.pop_front();
+        }
+        g.times.push_back(at_ms);
+        let mut before = std::mem::take(&mut g.partitions);
         let mut after: Vec<Tracked> = Vec::with_capacity(progress.partition_count());
         let mut worst: Option<WorstPartition> = None;
+        let mut consume_rates = Vec::with_capacity(progress.topics.len());
         for topic in &progress.topics {
+            let mut rates = Vec::with_capacity(topic.partitions.len());
             let mut shared: Option<Arc<str>> = None;
             for p in &topic.partitions {
                 let (Some(committed), Some(lag)) = (p.committed, p.lag()) else {
+                    rates.push(None);
                     continue;
                 };
                 let found = before.binary_search_by(|t| {
                     (&*t.topic, t.partition).cmp(&(topic.topic.as_str(), p.partition))
                 });
-                let (name, summary) = match found {
-                    Ok(i) => (before[i].topic.clone(), before[i].summary),
+                let (name, mut w) = match found {
+                    Ok(i) => (
+                        before[i].topic.clone(),
+                        std::mem::take(&mut before[i].window),
+                    ),
                     Err(_) => (
                         shared
                             .get_or_insert_with(|| topic.topic.as_str().into())
                             .clone(),
-                        Summary::default(),
+                        Vec::new(),
                     ),
                 };
                 shared.get_or_insert_with(|| name.clone());
-                let summary = summary.observe(Observation { committed, lag });
-                let status = summary.status(window, members);
+                if w.len() >= window {
+                    w.drain(..=w.len() - window);
+                } else {
+                    w.reserve_exact(1);
+                }
+                w.push(Observation { committed, lag });
+                let full = w.len() == window;
+                rates.push(consume_rate(&w, &g.times));
+                let status = evaluate(&w, full, members);
                 tracing::debug!(group = %group.group, topic = %topic.topic, partition = p.partition, status = status.label(), "partition verdict");
                 if status != Status::Ok
                     && worst
@@ -229,9 +206,10 @@ impl Evaluator {
                 after.push(Tracked {
                     topic: name,
                     partition: p.partition,
-                    summary,
+                    window: w,
                 });
             }
+            consume_rates.push(rates);
         }
         // Providers answer in (topic, partition) order; anything else is sorted here, and
         // a partition listed twice keeps its last observation.
@@ -242,10 +220,13 @@ impl Evaluator {
             after.dedup_by(|a, b| key(a) == key(b));
             after.reverse();
         }
-        *tracked = after;
-        Verdict {
-            status: worst.as_ref().map_or(Status::Ok, |w| w.status),
-            worst,
+        g.partitions = after;
+        Observed {
+            verdict: Verdict {
+                status: worst.as_ref().map_or(Status::Ok, |w| w.status),
+                worst,
+            },
+            consume_rates,
         }
     }
 
@@ -257,13 +238,34 @@ impl Evaluator {
     /// Bytes the windows hold on the heap, roughly (topic names not counted: they are
     /// shared by a topic's partitions).
     pub fn heap_bytes(&self) -> usize {
-        self.groups.capacity() * (std::mem::size_of::<GroupKey>() + 24)
+        self.groups.capacity() * (std::mem::size_of::<(GroupKey, GroupWindows)>() + 8)
             + self
                 .groups
                 .values()
-                .map(|g| g.capacity() * std::mem::size_of::<Tracked>())
+                .map(|g| {
+                    g.times.capacity() * std::mem::size_of::<i64>()
+                        + g.partitions.capacity() * std::mem::size_of::<Tracked>()
+                        + g.partitions
+                            .iter()
+                            .map(|t| t.window.capacity() * std::mem::size_of::<Observation>())
+                            .sum::<usize>()
+                })
                 .sum::<usize>()
     }
+}
+
+/// Messages per second the committed offset advanced over `window` (oldest first), whose
+/// observations were taken at the last `window.len()` of the group's poll `times`. `None`
+/// with one observation, or when it went backwards (a rewind is no rate).
+fn consume_rate(window: &[Observation], times: &VecDeque<i64>) -> Option<f64> {
+    let n = window.len();
+    if n < 2 || times.len() < n {
+        return None;
+    }
+    let (first_ms, last_ms) = (times[times.len() - n], times[times.len() - 1]);
+    let consumed = window[n - 1].committed - window[0].committed;
+    (last_ms > first_ms && consumed >= 0)
+        .then(|| consumed as f64 * 1000.0 / (last_ms - first_ms) as f64)
 }
 
 #[cfg(test)]
@@ -374,44 +376,63 @@ mod tests {
         }
     }
 
-    /// The incremental summary agrees with [`evaluate`] over the window it stands for, on
-    /// random sequences (offsets that stall, advance and rewind; lags that grow, shrink
-    /// and reach zero) for every window length and membership.
-    #[test]
-    fn the_summary_agrees_with_the_window_on_random_sequences() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        let mut decided = std::collections::HashSet::new();
-        for _ in 0..3_000 {
-            let window = rng.usize(MIN_POLLS..=12);
-            let members = [None, Some(true), Some(false)][rng.usize(..3)];
-            let (mut committed, mut lag) = (rng.i64(0..100), rng.i64(0..5));
-            let mut all: Vec<Observation> = Vec::new();
-            let mut summary = Summary::default();
-            for _ in 0..rng.usize(1..30) {
-                committed += [0, 0, 0, 1, 3, -2][rng.usize(..6)];
-                lag = (lag + [0, 0, 1, 2, -1, -5][rng.usize(..6)]).max(0);
-                let o = Observation { committed, lag };
-                all.push(o);
-                summary = summary.observe(o);
-                let from = all.len().saturating_sub(window);
-                let expected = evaluate(&all[from..], all.len() >= window, members);
-                assert_eq!(
-                    summary.status(window, members),
-                    expected,
-                    "window {window}, members {members:?}: {all:?}"
-                );
-                decided.insert(expected);
-            }
-        }
-        assert_eq!(decided.len(), 5, "every status was reached: {decided:?}");
-    }
-
     fn key(group: &str) -> GroupKey {
         GroupKey {
             cloud: crate::model::Cloud::Tencent,
-            instance_id: "ckafka-1".into(),
+            instance_id: "i".into(),
             group: group.into(),
         }
+    }
+
+    fn one_partition(committed: i64, log_end: i64) -> GroupProgress {
+        GroupProgress {
+            topics: vec![crate::model::TopicProgress {
+                topic: "t".into(),
+                partitions: vec![crate::model::PartitionProgress {
+                    partition: 0,
+                    committed: Some(committed),
+                    log_end,
+                    ..Default::default()
+                }],
+            }],
+            info: None,
+        }
+    }
+
+    #[test]
+    fn the_consume_rate_spans_the_window_and_drain_time_follows() {
+        let mut e = Evaluator::new(3);
+        let g = key("g");
+        // 30 s polls; the consumer commits 300 messages a poll: 10/s.
+        let rates: Vec<Option<f64>> = [(0, 1_000), (300, 1_600), (600, 2_200), (900, 2_800)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(c, end))| {
+                e.observe(&g, &one_partition(c, end), Some(true), i as i64 * 30_000)
+                    .consume_rates[0][0]
+            })
+            .collect();
+        assert_eq!(rates, [None, Some(10.0), Some(10.0), Some(10.0)]);
+        // Lag 1,900 at 10/s: 190 s.
+        assert_eq!(time_to_drain(2_800 - 900, rates[3]), Some(190.0));
+    }
+
+    #[test]
+    fn no_progress_means_no_drain_time_and_never_infinity() {
+        let mut e = Evaluator::new(5);
+        let g = key("g");
+        let mut last = None;
+        for i in 0..5 {
+            last = Some(e.observe(&g, &one_partition(100, 500 + i * 10), None, i * 30_000));
+        }
+        let rate = last.unwrap().consume_rates[0][0];
+        assert_eq!(rate, Some(0.0));
+        assert_eq!(time_to_drain(540, rate), None);
+        assert_eq!(time_to_drain(0, rate), Some(0.0), "nothing to drain");
+        assert_eq!(time_to_drain(5, Some(f64::INFINITY)), None);
+        // A rewind is no rate.
+        let back = e.observe(&g, &one_partition(50, 600), None, 200_000);
+        assert_eq!(back.consume_rates[0][0], None);
     }
 
     /// (partition, committed, log end) of a topic's partitions.
@@ -430,8 +451,7 @@ mod tests {
                                 partition,
                                 committed: Some(committed),
                                 log_end,
-                                last_consumed_ms: None,
-                                time_lag: None,
+                                ..Default::default()
                             },
                         )
                         .collect(),
@@ -446,45 +466,52 @@ mod tests {
         let mut e = Evaluator::new(3);
         let g = key("g");
         let stuck = |n: i64| progress(&[("b", &[(0, 10, 20 + n)]), ("a", &[(1, 5, 9), (0, 5, 9)])]);
-        assert_eq!(e.observe(&g, &stuck(0), Some(true)).status, Status::Ok);
-        assert_eq!(e.observe(&g, &stuck(1), Some(true)).status, Status::Ok);
-        let v = e.observe(&g, &stuck(2), Some(true));
+        let status = |e: &mut Evaluator, p: &GroupProgress, n: i64| {
+            e.observe(&g, p, Some(true), n * 30_000).verdict
+        };
+        assert_eq!(status(&mut e, &stuck(0), 0).status, Status::Ok);
+        assert_eq!(status(&mut e, &stuck(1), 1).status, Status::Ok);
+        let v = status(&mut e, &stuck(2), 2);
         assert_eq!(v.status, Status::Stall, "three polls without a commit");
         assert_eq!(
             v.worst.map(|w| (w.topic, w.partition)),
             Some(("b".to_string(), 0)),
             "the first of the stalled partitions, in the answer's order"
         );
-        // Kept sorted, one name per topic.
-        let tracked = &e.groups[&g];
+        // Kept sorted, one name per topic, windows exactly as long as what they hold.
+        let tracked = &e.groups[&g].partitions;
         let order: Vec<(&str, i32)> = tracked.iter().map(|t| (&*t.topic, t.partition)).collect();
         assert_eq!(order, [("a", 0), ("a", 1), ("b", 0)]);
         assert!(Arc::ptr_eq(&tracked[0].topic, &tracked[1].topic));
+        assert!(tracked.iter().all(|t| t.window.capacity() == 3));
         // Topic b leaves the answer: its window is dropped, and it starts over when back.
         let a_only = progress(&[("a", &[(0, 6, 9), (1, 6, 9)])]);
-        assert_eq!(e.observe(&g, &a_only, Some(true)).status, Status::Ok);
-        assert_eq!(e.groups[&g].len(), 2);
+        assert_eq!(status(&mut e, &a_only, 3).status, Status::Ok);
+        assert_eq!(e.groups[&g].partitions.len(), 2);
         let back = progress(&[("a", &[(0, 7, 9), (1, 7, 9)]), ("b", &[(0, 10, 30)])]);
-        assert_eq!(e.observe(&g, &back, Some(true)).status, Status::Ok);
-        assert_eq!(e.groups[&g][2].summary.seen, 1);
+        assert_eq!(status(&mut e, &back, 4).status, Status::Ok);
+        assert_eq!(e.groups[&g].partitions[2].window.len(), 1);
         // Another group's windows are its own.
-        assert_eq!(e.observe(&key("h"), &stuck(3), None).status, Status::Ok);
+        let h = e.observe(&key("h"), &stuck(3), None, 0);
+        assert_eq!(h.verdict.status, Status::Ok);
         e.retain(|k| k.group.as_ref() == "h");
         assert_eq!(e.groups.len(), 1);
     }
 
     #[test]
-    fn a_window_costs_the_same_whatever_its_length() {
+    fn a_window_holds_its_polls_and_no_spare_capacity() {
         let partitions: Vec<(i32, i64, i64)> = (0..100).map(|p| (p, 5, 9)).collect();
         let answer = progress(&[("t", &partitions)]);
-        let bytes = |window| {
-            let mut e = Evaluator::new(window);
-            for _ in 0..60 {
-                e.observe(&key("g"), &answer, None);
-            }
-            e.heap_bytes()
-        };
-        assert_eq!(bytes(3), bytes(50));
-        assert!(bytes(50) <= 100 * 64 + 1024, "{}", bytes(50));
+        let mut e = Evaluator::new(10);
+        for poll in 0..60 {
+            e.observe(&key("g"), &answer, None, poll * 30_000);
+            let windows = &e.groups[&key("g")].partitions;
+            let held = (poll as usize + 1).min(10);
+            assert!(
+                windows
+                    .iter()
+                    .all(|t| t.window.len() == held && t.window.capacity() == held)
+            );
+        }
     }
 }

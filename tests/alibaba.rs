@@ -1023,7 +1023,12 @@ async fn reset_to_latest_for_all_topics_sends_an_empty_topic() {
     let p = h.provider();
     let (inst, group) = (instance(1), group_name(3));
     let topics: Vec<String> = committed(&h, &group).into_iter().map(|(t, _)| t).collect();
-    assert!(p.supports_reset(&ResetTarget::Latest));
+    let request = reset(ResetScope::AllTopics(topics.clone()), ResetTarget::Latest);
+    assert_eq!(
+        p.reset_calls(&request),
+        Some(vec![request.clone()]),
+        "all topics in one call"
+    );
     p.reset_offsets(
         &inst,
         &group,
@@ -1163,23 +1168,34 @@ async fn unsupported_resets_are_refused_without_a_request() {
     let h = start(settings(), &spec(1, 3)).await;
     let p = h.provider();
     let (inst, group) = (instance(1), group_name(3));
-    assert!(!p.supports_reset(&ResetTarget::ShiftBy(-100)));
+    let topic = || ResetScope::Topic("topic-0001".into());
+    assert_eq!(
+        p.reset_calls(&reset(topic(), ResetTarget::ShiftBy(-100))),
+        None
+    );
     for target in [
         ResetTarget::Latest,
         ResetTarget::Earliest,
         ResetTarget::Timestamp(1),
         ResetTarget::Offsets(vec![(0, 1)]),
     ] {
-        assert!(p.supports_reset(&target), "{target:?}");
+        let request = reset(topic(), target);
+        assert_eq!(p.reset_calls(&request), Some(vec![request.clone()]));
     }
+    let some = ResetScope::Partitions {
+        topic: "topic-0001".into(),
+        partitions: vec![0],
+    };
     for request in [
-        reset(
-            ResetScope::Topic("topic-0001".into()),
-            ResetTarget::ShiftBy(-100),
-        ),
+        reset(topic(), ResetTarget::ShiftBy(-100)),
         reset(
             ResetScope::AllTopics(vec!["topic-0001".into()]),
             ResetTarget::Offsets(vec![(0, 1)]),
+        ),
+        reset(some, ResetTarget::Latest),
+        reset(
+            ResetScope::Topics(vec!["topic-0001".into(), "topic-0002".into()]),
+            ResetTarget::Earliest,
         ),
     ] {
         let e = p

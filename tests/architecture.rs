@@ -200,7 +200,7 @@ fn only_reset_offsets_builds_a_writer() {
     assert_eq!(
         callers,
         BTreeSet::from([
-            "commands/reset.rs".to_string(),
+            "commands/reset/mod.rs".to_string(),
             "providers/mod.rs".to_string()
         ])
     );

@@ -853,6 +853,33 @@ async fn every_reset_kind_lands_in_the_world() {
         }
     }
 
+    // Some partitions of a topic: `Partitions` narrows the reset; the others stay.
+    let before = committed(&h, &g);
+    let r = reset(
+        ResetScope::Partitions {
+            topic: t6.clone(),
+            partitions: vec![0, 2],
+        },
+        ResetTarget::Latest,
+    );
+    h.provider
+        .reset_offsets(&inst, &g, &r, h.deadline())
+        .await
+        .unwrap();
+    assert_eq!(
+        last_body(&h, "ModifyGroupOffsets"),
+        r#"{"InstanceId":"ckafka-sim0001","Group":"group-0003","Strategy":1,"Topics":["topic-0006"],"ShiftTimestamp":-1,"Partitions":[0,2]}"#
+    );
+    let at = h.log("ModifyGroupOffsets").last().unwrap().at_ms;
+    for ((topic, p), c) in committed(&h, &g) {
+        let expected = if topic == t6 && p != 1 {
+            Some(partition(&topic, p as usize).log_end(at))
+        } else {
+            before[&(topic.clone(), p)]
+        };
+        assert_eq!(c, expected, "{topic}/{p}");
+    }
+
     // Explicit offsets: BatchModifyGroupOffsets.
     let target0 = partition(&t5, 0).earliest + 11;
     let target2 = partition(&t5, 2).earliest + 22;
@@ -873,9 +900,10 @@ async fn every_reset_kind_lands_in_the_world() {
     let after = committed(&h, &g);
     assert_eq!(after[&(t5.clone(), 0)], Some(target0));
     assert_eq!(after[&(t5.clone(), 2)], Some(target2));
-    assert_eq!(h.count("ModifyGroupOffsets", "ok"), 4);
+    assert_eq!(h.count("ModifyGroupOffsets", "ok"), 5);
     assert_eq!(h.count("BatchModifyGroupOffsets", "ok"), 1);
-    assert!(h.provider.supports_reset(&ResetTarget::ShiftBy(1)));
+    let shift = reset(ResetScope::Topic(t5.clone()), ResetTarget::ShiftBy(1));
+    assert_eq!(h.provider.reset_calls(&shift), Some(vec![shift.clone()]));
 }
 
 #[tokio::test(start_paused = true)]

@@ -104,13 +104,34 @@ def query_var(name, label, query, desc):
     }
 
 
+def status_value(metric, label, values, selector):
+    """One series per group whose value encodes which `label` value is 1 (0, 1, 2, ...):
+    what a state timeline with value mappings shows."""
+    parts = [f'({metric}{{{selector}, {label}="{v}"}} == 1) * {i}' for i, v in enumerate(values)]
+    return f"max by (cloud, instance_id, consumergroup) ({' or '.join(parts)})"
+
+
+def mapped_timeline(title, desc, grid, expr, values, colors):
+    mappings = {str(i): {"text": v, "color": c, "index": i} for i, (v, c) in enumerate(zip(values, colors))}
+    return panel("state-timeline", title, desc, grid,
+                 [(expr, "{{consumergroup}} ({{cloud}} {{instance_id}})")],
+                 defaults={"mappings": [{"type": "value", "options": mappings}], "color": {"mode": "fixed"}},
+                 options={"showValue": "never", "mergeValues": True, "legend": {"showLegend": False}})
+
+
+VERDICTS = ["OK", "WARN", "STALL", "STOP", "REWIND", "ERR"]
+VERDICT_COLORS = ["green", "yellow", "orange", "red", "purple", "text"]
+STATES = ["Stable", "Empty", "PreparingRebalance", "CompletingRebalance", "Dead", "unknown"]
+STATE_COLORS = ["green", "blue", "yellow", "yellow", "red", "text"]
+
+
 def dashboard():
     panels = [row("Overview", 0)]
     panels += [
         stat("Total lag", "Messages not yet consumed, summed over the selected groups, topics and partitions.",
              (0, 1, 4, 4), f"sum(kafka_consumergroup_lag{{{GROUP_TOPIC}}})", "short"),
-        stat("Max time lag", "Age of the oldest unconsumed message over the selected partitions (kafka_consumergroup_lag_seconds).",
-             (4, 1, 4, 4), f"max(kafka_consumergroup_lag_seconds{{{GROUP_TOPIC}}})", "s",
+        stat("Max time lag", "Age of the oldest unconsumed message over the selected groups (consumergroup:kafka_consumergroup_lag_seconds:max).",
+             (4, 1, 4, 4), f"max(consumergroup:kafka_consumergroup_lag_seconds:max{{{GROUP}}})", "s",
              thresholds=[(None, "green"), (300, "orange"), (600, "red")]),
         stat("Groups up", "Groups whose last poll succeeded.",
              (8, 1, 4, 4), f"count(kafka_cloud_lag_exporter_group_up{{{GROUP}}} == 1) or vector(0)", "short",
@@ -126,39 +147,107 @@ def dashboard():
              f'(sum(increase(kafka_cloud_lag_exporter_api_errors_total{{{CLOUD}, kind="throttled"}}[$__range])) or vector(0))'
              f" / sum(increase(kafka_cloud_lag_exporter_api_requests_total{{{CLOUD}}}[$__range]))",
              "percentunit", thresholds=[(None, "green"), (0.01, "orange"), (0.1, "red")]),
+        stat("Groups stalled or stopped", "Groups whose verdict is STALL (members, no progress) or STOP (no members) while they have lag; KafkaConsumerGroupStalled.",
+             (0, 5, 6, 4), f'count(kafka_consumergroup_status{{{GROUP}, status=~"STALL|STOP"}} == 1) or vector(0)', "short",
+             thresholds=[(None, "green"), (1, "red")]),
+        stat("Groups with a warning", "Groups whose verdict is WARN (lag growing while they consume) or REWIND (an offset went back).",
+             (6, 5, 6, 4), f'count(kafka_consumergroup_status{{{GROUP}, status=~"WARN|REWIND"}} == 1) or vector(0)', "short",
+             thresholds=[(None, "green"), (1, "orange")]),
+        stat("Longest time to drain", "The selected groups' largest time to drain: at the recent consume rate, how long until the backlog is consumed.",
+             (12, 5, 6, 4), f"max(consumergroup:kafka_consumergroup_time_to_drain_seconds:max{{{GROUP}}})", "s",
+             thresholds=[(None, "green"), (1800, "orange"), (3600, "red")]),
+        stat("Smallest retention margin", "How long until unconsumed data of the selected groups reaches its topic's retention and may be deleted.",
+             (18, 5, 6, 4), f"min(consumergroup:kafka_consumergroup_retention_margin_seconds:min{{{GROUP}}})", "s",
+             thresholds=[(None, "red"), (1800, "orange"), (7200, "green")]),
     ]
-    panels.append(row("Lag", 5))
+    y = 9
+    panels.append(row("Lag", y))
     panels += [
-        timeseries("Lag by consumer group", "Messages behind, summed over the group's topics.", (0, 6, 12, 9),
-                   [(f"sum by (cloud, instance_id, consumergroup) (kafka_consumergroup_topic_lag{{{GROUP_TOPIC}}})",
+        timeseries("Lag by consumer group", "Messages behind over all the group's topics (consumergroup:kafka_consumergroup_lag:sum).",
+                   (0, y + 1, 12, 9),
+                   [(f"consumergroup:kafka_consumergroup_lag:sum{{{GROUP}}}",
                      "{{consumergroup}} ({{cloud}} {{instance_id}})")], "short"),
-        timeseries("Time lag by consumer group", "Age of the oldest unconsumed message, worst partition of the group.",
-                   (12, 6, 12, 9),
-                   [(f"max by (cloud, instance_id, consumergroup) (kafka_consumergroup_lag_seconds{{{GROUP_TOPIC}}})",
+        timeseries("Time lag by consumer group", "Age of the oldest unconsumed message, worst partition of the group (consumergroup:kafka_consumergroup_lag_seconds:max).",
+                   (12, y + 1, 12, 9),
+                   [(f"consumergroup:kafka_consumergroup_lag_seconds:max{{{GROUP}}}",
                      "{{consumergroup}} ({{cloud}} {{instance_id}})")], "s"),
-        timeseries("Lag by topic", "Messages behind per group and topic.", (0, 15, 12, 9),
+        timeseries("Lag by topic", "Messages behind per group and topic.", (0, y + 10, 12, 9),
                    [(f"sum by (cloud, instance_id, consumergroup, topic) (kafka_consumergroup_topic_lag{{{GROUP_TOPIC}}})",
                      "{{consumergroup}} / {{topic}}")], "short"),
         timeseries("Lag by partition", "Messages behind per partition: one slow partition points at a stuck consumer or a hot key.",
-                   (12, 15, 12, 9),
+                   (12, y + 10, 12, 9),
                    [(f"sum by (cloud, instance_id, consumergroup, topic, partition) (kafka_consumergroup_lag{{{GROUP_TOPIC}}})",
                      "{{consumergroup}} / {{topic}} [{{partition}}]")], "short"),
     ]
-    panels.append(row("Throughput", 24))
+    y += 19
+    panels.append(row("Consumer groups: verdict, state, members, rebalances", y))
     panels += [
+        mapped_timeline("Verdict", "kafka_consumergroup_status over the last verdict.window polls: OK, WARN (lag growing while consuming), STALL (no progress, members), STOP (no progress, no members), REWIND (an offset went back), ERR (the last poll failed).",
+                        (0, y + 1, 12, 8), status_value("kafka_consumergroup_status", "status", VERDICTS, GROUP),
+                        VERDICTS, VERDICT_COLORS),
+        mapped_timeline("Group state", "kafka_consumergroup_state: the group's Kafka state as the cloud reports it.",
+                        (12, y + 1, 12, 8), status_value("kafka_consumergroup_state", "state", STATES, GROUP),
+                        STATES, STATE_COLORS),
+        timeseries("Members", "Consumers in the group where the cloud lists them (kafka_consumergroup_members).",
+                   (0, y + 9, 8, 8),
+                   [(f"max by (cloud, instance_id, consumergroup) (kafka_consumergroup_members{{{GROUP}}})",
+                     "{{consumergroup}} ({{cloud}} {{instance_id}})")], "short"),
+        timeseries("Rebalances per hour", "Increase of the group generation over the last hour (Alibaba RebalanceInfoList).",
+                   (8, y + 9, 8, 8),
+                   [(f"max by (cloud, instance_id, consumergroup) (delta(kafka_consumergroup_rebalance_generation{{{GROUP}}}[1h]))",
+                     "{{consumergroup}} ({{cloud}} {{instance_id}})")], "short"),
+        timeseries("Time since last rebalance", "Now minus the group's last rebalance (Alibaba RebalanceInfoList).",
+                   (16, y + 9, 8, 8),
+                   [(f"time() - max by (cloud, instance_id, consumergroup) (kafka_consumergroup_last_rebalance_timestamp_seconds{{{GROUP}}})",
+                     "{{consumergroup}} ({{cloud}} {{instance_id}})")], "s"),
+    ]
+    y += 17
+    panels.append(row("Time to drain and retention margin", y))
+    panels += [
+        timeseries("Time to drain by consumer group", "At each group's recent consume rate, how long until its current backlog is consumed (its worst partition); absent while a lagging partition makes no progress. The dashed line is the KafkaConsumerGroupDrainSlow threshold.",
+                   (0, y + 1, 12, 9),
+                   [(f"consumergroup:kafka_consumergroup_time_to_drain_seconds:max{{{GROUP}}}",
+                     "{{consumergroup}} ({{cloud}} {{instance_id}})", "A"),
+                    (f"min(kafka_cloud_lag_exporter:time_to_drain_threshold_seconds{{{GROUP}}})", "alert threshold", "B")], "s"),
+        timeseries("Retention margin by consumer group", "How long until each group's oldest unconsumed message reaches its topic's retention and may be deleted; below the dashed line KafkaConsumerGroupRetentionMarginLow fires.",
+                   (12, y + 1, 12, 9),
+                   [(f"consumergroup:kafka_consumergroup_retention_margin_seconds:min{{{GROUP}}}",
+                     "{{consumergroup}} ({{cloud}} {{instance_id}})", "A"),
+                    (f"max(kafka_cloud_lag_exporter:retention_margin_threshold_seconds{{{GROUP}}})", "alert threshold", "B")], "s"),
+        panel("table", "Topic retention", "How long each polled topic keeps messages (kafka_topic_retention_seconds), what the retention margin counts against.",
+              (0, y + 10, 24, 6),
+              [target(f"kafka_topic_retention_seconds{{{TOPIC}}}", "", "A", True, "table")], "s",
+              transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True}}}]),
+    ]
+    y += 16
+    panels.append(row("Group detail (per partition of the selected groups)", y))
+    panels += [
+        timeseries("Time lag by partition", "kafka_consumergroup_lag_seconds: age of the oldest unconsumed message per partition.",
+                   (0, y + 1, 8, 9),
+                   [(f"max by (cloud, instance_id, consumergroup, topic, partition) (kafka_consumergroup_lag_seconds{{{GROUP_TOPIC}}})",
+                     "{{consumergroup}} / {{topic}} [{{partition}}]")], "s"),
+        timeseries("Time to drain by partition", "kafka_consumergroup_time_to_drain_seconds: lag over the partition's recent consume rate; a gap means no progress.",
+                   (8, y + 1, 8, 9),
+                   [(f"max by (cloud, instance_id, consumergroup, topic, partition) (kafka_consumergroup_time_to_drain_seconds{{{GROUP_TOPIC}}})",
+                     "{{consumergroup}} / {{topic}} [{{partition}}]")], "s"),
+        timeseries("Retention margin by partition", "kafka_consumergroup_retention_margin_seconds: time left before the partition's oldest unconsumed message may be deleted.",
+                   (16, y + 1, 8, 9),
+                   [(f"min by (cloud, instance_id, consumergroup, topic, partition) (kafka_consumergroup_retention_margin_seconds{{{GROUP_TOPIC}}})",
+                     "{{consumergroup}} / {{topic}} [{{partition}}]")], "s"),
         timeseries("Consumption rate", "Committed offsets per second by group and topic. Offsets move once per poll_interval, so short ranges look steppy.",
-                   (0, 25, 12, 8),
+                   (0, y + 10, 12, 8),
                    [(f"sum by (cloud, instance_id, consumergroup, topic) (rate(kafka_consumergroup_current_offset{{{GROUP_TOPIC}}}[$__rate_interval]))",
                      "{{consumergroup}} / {{topic}}")], "short"),
         timeseries("Production rate", "Log-end offsets per second by topic: messages produced.",
-                   (12, 25, 12, 8),
+                   (12, y + 10, 12, 8),
                    [(f"sum by (cloud, instance_id, topic) (rate(kafka_topic_partition_current_offset{{{TOPIC}}}[$__rate_interval]))",
                      "{{topic}} ({{cloud}} {{instance_id}})")], "short"),
     ]
-    panels.append(row("Exporter health", 33))
+    y += 18
+    panels.append(row("Exporter health", y))
     panels += [
         panel("state-timeline", "Group poll status", "kafka_cloud_lag_exporter_group_up: 1 when the group's last poll succeeded.",
-              (0, 34, 12, 8),
+              (0, y + 1, 12, 8),
               [(f"max by (cloud, instance_id, consumergroup) (kafka_cloud_lag_exporter_group_up{{{GROUP}}})",
                 "{{consumergroup}} ({{cloud}} {{instance_id}})")],
               defaults={
@@ -170,38 +259,42 @@ def dashboard():
               },
               options={"showValue": "never", "mergeValues": True, "legend": {"showLegend": False}}),
         timeseries("Time since last successful poll", "Per group; the dashed line is 3 poll intervals, where KafkaCloudLagExporterStaleData fires.",
-                   (12, 34, 12, 8),
+                   (12, y + 1, 12, 8),
                    [(f"time() - max by (cloud, instance_id, consumergroup) (kafka_cloud_lag_exporter_last_success_timestamp_seconds{{{GROUP}}})",
                      "{{consumergroup}} ({{cloud}} {{instance_id}})", "A"),
                     ("3 * max(kafka_cloud_lag_exporter_poll_interval_seconds)", "stale threshold", "B")], "s"),
         timeseries("API requests", "Management-API requests per second by cloud and action, retries included; retries shown separately.",
-                   (0, 42, 8, 8),
+                   (0, y + 9, 8, 8),
                    [(f"sum by (cloud, action) (rate(kafka_cloud_lag_exporter_api_requests_total{{{CLOUD}}}[$__rate_interval]))",
                      "{{cloud}} {{action}}", "A"),
                     (f"sum by (cloud, action) (rate(kafka_cloud_lag_exporter_api_retries_total{{{CLOUD}}}[$__rate_interval]))",
                      "{{cloud}} {{action}} retries", "B")], "reqps"),
         timeseries("API errors by kind", "Failed requests per second by cloud and kind (timeout, connection, http, throttled, auth, bad_response, api_error, not_found).",
-                   (8, 42, 8, 8),
+                   (8, y + 9, 8, 8),
                    [(f"sum by (cloud, kind) (rate(kafka_cloud_lag_exporter_api_errors_total{{{CLOUD}}}[$__rate_interval]))",
                      "{{cloud}} {{kind}}")], "reqps", stack=True),
         timeseries("API throttling ratio", "Throttled requests as a share of all requests; KafkaCloudLagExporterApiThrottled fires above 10% for 15m.",
-                   (16, 42, 8, 8),
+                   (16, y + 9, 8, 8),
                    # `or ... * 0`: 0% rather than no data for a cloud without throttling.
                    [(f'(sum by (cloud) (rate(kafka_cloud_lag_exporter_api_errors_total{{{CLOUD}, kind="throttled"}}[$__rate_interval]))'
                      f" or sum by (cloud) (rate(kafka_cloud_lag_exporter_api_requests_total{{{CLOUD}}}[$__rate_interval])) * 0)"
                      f" / sum by (cloud) (rate(kafka_cloud_lag_exporter_api_requests_total{{{CLOUD}}}[$__rate_interval]))",
                      "{{cloud}}")], "percentunit"),
         timeseries("Poll duration", "Time to poll one group, pages and retries included; it must stay well below the poll interval.",
-                   (0, 50, 12, 8),
+                   (0, y + 17, 12, 8),
                    [(f"histogram_quantile({q}, sum by (cloud, le) (rate(kafka_cloud_lag_exporter_poll_duration_seconds_bucket{{{CLOUD}}}[$__rate_interval])))",
                      f"{{{{cloud}}}} p{int(q * 100)}", ref) for q, ref in ((0.5, "A"), (0.9, "B"), (0.99, "C"))]
                    + [("max(kafka_cloud_lag_exporter_poll_interval_seconds)", "poll interval", "D")], "s"),
         panel("table", "Polled instances", "kafka_cloud_lag_exporter_instance_info and the exporter build.",
-              (12, 50, 12, 8),
+              (12, y + 17, 12, 8),
               [target(f'kafka_cloud_lag_exporter_instance_info{{{CLOUD}, instance_id=~"$instance_id"}}', "", "A", True, "table"),
                target("kafka_cloud_lag_exporter_build_info", "", "B", True, "table")],
               transformations=[{"id": "merge", "options": {}},
                                {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True, "__name__": True}}}]),
+        timeseries("Series left out by the cardinality controls", "kafka_cloud_lag_exporter_suppressed_series: lag series not exported, by instance and reason (group_state: skipped groups; partition_limit: partitions beyond each group's top partitions).",
+                   (0, y + 25, 24, 7),
+                   [(f'sum by (cloud, instance_id, reason) (kafka_cloud_lag_exporter_suppressed_series{{{CLOUD}, instance_id=~"$instance_id"}})',
+                     "{{cloud}} {{instance_id}} {{reason}}")], "short"),
     ]
     return {
         "uid": "kafka-cloud-lag-exporter",

@@ -691,7 +691,7 @@ impl Call<'_> {
                 .filter(|i| wanted.is_empty() || wanted.contains(&i.id.as_str()))
                 .map(|i| {
                     let partitions: usize = i.topics.values().map(|t| t.partitions.len()).sum();
-                    json!({
+                    let mut vo = json!({
                         "InstanceId": i.id,
                         "Name": i.name,
                         "RegionId": i.region,
@@ -708,7 +708,13 @@ impl Call<'_> {
                         "UsedTopicCount": i.topics.len(),
                         "UsedPartitionCount": partitions,
                         "Tags": { "TagVO": self.list(Vec::new()) },
-                    })
+                    });
+                    // `MsgRetain` (hours) is left out where the world does not know it, as
+                    // answers of some editions do.
+                    if let (Some(h), Some(vo)) = (i.retention_hours, vo.as_object_mut()) {
+                        vo.insert("MsgRetain".into(), json!(h));
+                    }
+                    vo
                 })
                 .collect()
         });
@@ -1347,6 +1353,30 @@ mod tests {
             ),
         );
         assert_eq!(body(&r)["InstanceList"]["InstanceVO"], json!(""));
+    }
+
+    #[test]
+    fn instance_list_has_the_retention_in_hours_where_known() {
+        let s = state(SimSettings::default());
+        let id = instance_id(Cloud::Alibaba, 1);
+        let list = |nonce: &str| {
+            let params = [("RegionId", "cn-hangzhou"), ("InstanceId.1", id.as_str())];
+            body(&handle(&s, &v2("GetInstanceList", &params, nonce, &[])))
+        };
+        let b = list("r1");
+        assert_eq!(
+            b["InstanceList"]["InstanceVO"][0]["MsgRetain"],
+            json!(72),
+            "{b}"
+        );
+        s.world(|w| w.instance_mut(Cloud::Alibaba, &id).unwrap().retention_hours = None);
+        let b = list("r2");
+        assert!(
+            b["InstanceList"]["InstanceVO"][0]
+                .get("MsgRetain")
+                .is_none(),
+            "{b}"
+        );
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct FaultRule {
     pub fault: Fault,
     /// How many more requests this rule applies to; `None` forever.
     pub remaining: Option<u32>,
+    /// How many matching requests pass untouched before the rule applies (e.g. 1: the
+    /// second write fails, the first does not).
+    pub skip: u32,
     /// Chance that a matching request gets the fault (1.0 always).
     pub probability: f64,
 }
@@ -72,6 +75,7 @@ impl FaultRule {
             group: None,
             fault,
             remaining: Some(times),
+            skip: 0,
             probability: 1.0,
         }
     }
@@ -84,6 +88,7 @@ impl FaultRule {
             group: None,
             fault,
             remaining: None,
+            skip: 0,
             probability,
         }
     }
@@ -100,6 +105,12 @@ impl FaultRule {
 
     pub fn group(mut self, group: &str) -> Self {
         self.group = Some(group.to_string());
+        self
+    }
+
+    /// Lets the first `n` matching requests through untouched.
+    pub fn after(mut self, n: u32) -> Self {
+        self.skip = n;
         self
     }
 
@@ -138,6 +149,10 @@ impl Faults {
     pub fn pick(&mut self, cloud: Cloud, action: &str, group: Option<&str>) -> Option<Fault> {
         for rule in &mut self.rules {
             if !rule.matches(cloud, action, group) {
+                continue;
+            }
+            if rule.skip > 0 {
+                rule.skip -= 1;
                 continue;
             }
             if rule.probability < 1.0 && self.rng.f64() >= rule.probability {
@@ -185,6 +200,21 @@ mod tests {
             f.pick(Cloud::Tencent, "DescribeGroupOffsets", Some("g1")),
             None
         );
+    }
+
+    #[test]
+    fn a_rule_can_let_the_first_matches_through() {
+        let mut f = Faults::new(1);
+        f.push(
+            FaultRule::times(Fault::ServerError, 1)
+                .action("UpdateConsumerOffset")
+                .after(1),
+        );
+        let mut pick = |action| f.pick(Cloud::Alibaba, action, Some("g"));
+        assert_eq!(pick("GetConsumerProgress"), None, "not counted");
+        assert_eq!(pick("UpdateConsumerOffset"), None, "the first passes");
+        assert_eq!(pick("UpdateConsumerOffset"), Some(Fault::ServerError));
+        assert_eq!(pick("UpdateConsumerOffset"), None, "used up");
     }
 
     #[test]

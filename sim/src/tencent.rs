@@ -29,7 +29,7 @@ const SERVICE: &str = "ckafka";
 const MAX_SKEW_SECS: i64 = 300;
 
 /// Actions served; any other is `InvalidAction`.
-const ACTIONS: [&str; 7] = [
+const ACTIONS: [&str; 8] = [
     "DescribeGroupOffsets",
     "DescribeGroup",
     "DescribeGroupInfo",
@@ -37,6 +37,7 @@ const ACTIONS: [&str; 7] = [
     "ModifyGroupOffsets",
     "BatchModifyGroupOffsets",
     "FetchMessageListByOffset",
+    "DescribeTopicAttributes",
 ];
 
 /// The limit the simulator enforces for an action whose limit Tencent does not publish
@@ -606,6 +607,7 @@ fn operate(
         "ModifyGroupOffsets" => modify_group_offsets(state, &p, region, now),
         "BatchModifyGroupOffsets" => batch_modify_group_offsets(state, &p, region, now),
         "FetchMessageListByOffset" => fetch_message_list_by_offset(state, &p, region, now),
+        "DescribeTopicAttributes" => describe_topic_attributes(state, &p, region),
         _ => Err(fail(
             "InvalidAction",
             format!("The action `{action}` is not supported."),
@@ -664,6 +666,56 @@ fn fetch_message_list_by_offset(
                 .collect()
         };
         Ok(Answer::ok(Value::Array(records)))
+    })
+}
+
+/// One topic's attributes (`TopicAttributesResponse`), with the documented example's
+/// shape: `Config.Retention` in milliseconds (the topic's own, else the instance's
+/// default) and the fields the simulator does not model as `null`. An unknown topic is
+/// `ResourceNotFound` (CKafka documents no topic-specific code here).
+fn describe_topic_attributes(
+    state: &SimState,
+    p: &Params<'_>,
+    region: &str,
+) -> Result<Answer, Failure> {
+    p.only(&["InstanceId", "TopicName"])?;
+    let id = p.required_string("InstanceId")?;
+    let name = p.required_string("TopicName")?;
+    state.world(|w| {
+        let inst = instance(w, id, region)?;
+        let topic = inst.topics.get(name).ok_or_else(|| {
+            fail(
+                "ResourceNotFound",
+                format!("The topic `{name}` does not exist."),
+            )
+        })?;
+        let partitions: Vec<Value> = (0..topic.partitions.len())
+            .map(|i| json!({"Partition": i, "LeaderStatus": 0, "IsrNum": 2, "ReplicaNum": 2}))
+            .collect();
+        Ok(Answer::ok(json!({
+            "TopicId": format!("topic-{}", name.len()),
+            "CreateTime": 1_600_000_000i64,
+            "Note": "",
+            "PartitionNum": topic.partitions.len(),
+            "EnableWhiteList": 0,
+            "IpWhiteList": [],
+            "Config": {
+                "Retention": inst.retention_ms(topic),
+                "MinInsyncReplicas": 1,
+                "CleanUpPolicy": "delete",
+                "SegmentMs": null,
+                "UncleanLeaderElectionEnable": 1,
+                "SegmentBytes": null,
+                "MaxMessageBytes": 8_388_608,
+                "RetentionBytes": null,
+                "LogMsgTimestampType": null,
+            },
+            "Partitions": partitions,
+            "EnableAclRule": 0,
+            "AclRuleList": [],
+            "QuotaConfig": null,
+            "ReplicaNum": 2,
+        })))
     })
 }
 
@@ -1352,6 +1404,30 @@ mod tests {
             code(&answer(&s, &r)),
             "InvalidParameterValue.InstanceNotExist"
         );
+    }
+
+    #[test]
+    fn topic_attributes_give_the_retention_in_force() {
+        let s = state();
+        let ask = |body: &str| answer(&s, &good("DescribeTopicAttributes", body));
+        let v = ask(r#"{"InstanceId":"ckafka-sim0001","TopicName":"topic-0001"}"#);
+        let result = &v["Response"]["Result"];
+        assert_eq!(result["Config"]["Retention"], 72 * 3_600_000, "{v}");
+        assert_eq!(result["PartitionNum"], 3);
+        assert!(result["Config"]["RetentionBytes"].is_null());
+        // A topic's own retention wins over the instance's.
+        s.world(|w| {
+            let inst = w.instance_mut(Cloud::Tencent, "ckafka-sim0001").unwrap();
+            inst.topics.get_mut("topic-0001").unwrap().retention_ms = Some(3_600_000);
+        });
+        let v = ask(r#"{"InstanceId":"ckafka-sim0001","TopicName":"topic-0001"}"#);
+        assert_eq!(v["Response"]["Result"]["Config"]["Retention"], 3_600_000);
+        let v = ask(r#"{"InstanceId":"ckafka-sim0001","TopicName":"nope"}"#);
+        assert_eq!(code(&v), "ResourceNotFound");
+        let v = ask(r#"{"InstanceId":"ckafka-sim0001"}"#);
+        assert_eq!(code(&v), "MissingParameter");
+        let v = ask(r#"{"InstanceId":"ckafka-sim0001","TopicName":"t","Topic":"t"}"#);
+        assert_eq!(code(&v), "UnknownParameter");
     }
 
     #[test]

@@ -132,6 +132,8 @@ pub struct SimTopic {
     /// Whether the cloud knows message timestamps (Alibaba reports -1 for local-storage
     /// and serverless topics).
     pub timestamps_known: bool,
+    /// The topic's own `retention.ms`; `None`: the instance's retention applies.
+    pub retention_ms: Option<i64>,
 }
 
 /// A consumer group of an instance.
@@ -220,7 +222,22 @@ pub struct SimInstance {
     pub status: InstanceStatus,
     pub topics: BTreeMap<String, SimTopic>,
     pub groups: BTreeMap<String, SimGroup>,
+    /// How long the instance keeps messages, hours (Alibaba `MsgRetain`; Tencent's
+    /// default for topics without their own); `None`: the answers leave it out.
+    pub retention_hours: Option<i64>,
 }
+
+impl SimInstance {
+    /// The retention in force for `topic`, milliseconds: its own, else the instance's.
+    pub fn retention_ms(&self, topic: &SimTopic) -> Option<i64> {
+        topic
+            .retention_ms
+            .or(self.retention_hours.map(|h| h * 3_600_000))
+    }
+}
+
+/// Alibaba's and Tencent's default retention, hours.
+pub const DEFAULT_RETENTION_HOURS: i64 = 72;
 
 /// One partition of a group's progress at a moment, as both clouds' handlers need it.
 #[derive(Clone, Debug, PartialEq)]
@@ -728,6 +745,7 @@ impl World {
                     status: InstanceStatus::Running,
                     topics: BTreeMap::new(),
                     groups: BTreeMap::new(),
+                    retention_hours: Some(DEFAULT_RETENTION_HOURS),
                 };
                 let mut topic_no = 0;
                 for g in 1..=spec.groups_per_instance {
@@ -784,6 +802,7 @@ impl World {
                             SimTopic {
                                 partitions,
                                 timestamps_known: t % 2 == 0,
+                                retention_ms: None,
                             },
                         );
                     }

@@ -96,6 +96,7 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
             discover_instances: None,
             instances,
             time_lag: Default::default(),
+            read_retention: true,
         });
     }
     Config {
@@ -106,6 +107,8 @@ pub fn config_for(world: &World, sim: &Simulator, poll_interval: Duration) -> Co
         discovery_interval: crate::config::DEFAULT_DISCOVERY_INTERVAL,
         state_dir: None,
         verdict: Default::default(),
+        metric_names: Default::default(),
+        cardinality: Default::default(),
         accounts,
     }
 }

@@ -3,14 +3,22 @@
 //! Fresh per scrape, so a group, topic or partition that disappears from the store
 //! disappears from `/metrics`. Groups whose polls have failed for longer than
 //! `stale_after` lose their lag series but keep `group_up` 0 and their frozen
-//! `last_success_timestamp_seconds`.
+//! `last_success_timestamp_seconds`. Groups and partitions the cardinality controls leave
+//! out (as decided when their poll was published) have no lag series; their state, verdict
+//! and health stay.
+//!
+//! The lag families follow one of two naming schemes (`metric_names`, see [`Naming`]):
+//! kafka_exporter's names with the labels `cloud`, `instance_id`, `consumergroup`, or
+//! kafka-lag-exporter's names with its labels `cluster_name` (the instance id) and
+//! `group`. Every other family is this exporter's own and is the same in both.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::text::{Family, Value, header, sample};
-use crate::model::{GroupInfo, GroupState, Status};
-use crate::store::{GroupEntry, Polled};
+use crate::config::MetricNames;
+use crate::model::{GroupInfo, GroupState, PartitionProgress, Status};
+use crate::store::{GroupEntry, PartitionDerived, Polled};
 use kcle_clock::unix_seconds_f64;
 
 pub const CURRENT_OFFSET: Family = Family {
@@ -47,6 +55,26 @@ pub const MAX_LAG_SECONDS: Family = Family {
     name: "kafka_consumergroup_max_lag_seconds",
     kind: "gauge",
     help: "Largest estimated time lag over the consumer group's partitions (see kafka_consumergroup_lag_seconds), as of the group's last successful poll.",
+};
+pub const TIME_TO_DRAIN: Family = Family {
+    name: "kafka_consumergroup_time_to_drain_seconds",
+    kind: "gauge",
+    help: "Seconds the consumer group needs to consume the partition's current lag at its recent consume rate (its committed offset over the last verdict.window polls), new messages not counted; Amazon MSK calls this EstimatedTimeLag. 0 without lag; absent while the committed offset does not advance.",
+};
+pub const MAX_TIME_TO_DRAIN: Family = Family {
+    name: "kafka_consumergroup_max_time_to_drain_seconds",
+    kind: "gauge",
+    help: "Largest time to drain over the consumer group's partitions (see kafka_consumergroup_time_to_drain_seconds); absent while a partition with lag makes no progress.",
+};
+pub const RETENTION_MARGIN: Family = Family {
+    name: "kafka_consumergroup_retention_margin_seconds",
+    kind: "gauge",
+    help: "Seconds until the oldest message the consumer group has not consumed on the partition reaches the topic's retention and may be deleted: the retention (kafka_topic_retention_seconds) minus the time lag, as of the group's last successful poll; negative when it is already past. Absent without lag or while either is unknown.",
+};
+pub const MIN_RETENTION_MARGIN: Family = Family {
+    name: "kafka_consumergroup_min_retention_margin_seconds",
+    kind: "gauge",
+    help: "Smallest retention margin over the consumer group's partitions (see kafka_consumergroup_retention_margin_seconds): how long until unconsumed data of the group may be deleted.",
 };
 pub const STATUS: Family = Family {
     name: "kafka_consumergroup_status",
@@ -94,8 +122,167 @@ pub const LAST_SUCCESS: Family = Family {
     help: "Unix time of the consumer group's last successful poll.",
 };
 
-/// Every family this module renders, in output order.
-pub const FAMILIES: [Family; 16] = [
+// kafka-lag-exporter's names for the same values (`metric_names: kafka_lag_exporter`). Its
+// per-partition families also carry `member_host`, `consumer_id` and `client_id`; the
+// clouds' offset APIs do not say which member owns a partition, and an empty label is
+// the same as none in PromQL, so they are left out.
+pub const KLE_GROUP_OFFSET: Family = Family {
+    name: "kafka_consumergroup_group_offset",
+    kind: "gauge",
+    help: CURRENT_OFFSET.help,
+};
+pub const KLE_GROUP_LAG: Family = Family {
+    name: "kafka_consumergroup_group_lag",
+    kind: "gauge",
+    help: LAG.help,
+};
+pub const KLE_GROUP_LAG_SECONDS: Family = Family {
+    name: "kafka_consumergroup_group_lag_seconds",
+    kind: "gauge",
+    help: LAG_SECONDS.help,
+};
+pub const KLE_GROUP_TOPIC_SUM_LAG: Family = Family {
+    name: "kafka_consumergroup_group_topic_sum_lag",
+    kind: "gauge",
+    help: TOPIC_LAG.help,
+};
+pub const KLE_GROUP_SUM_LAG: Family = Family {
+    name: "kafka_consumergroup_group_sum_lag",
+    kind: "gauge",
+    help: "Consumer group lag summed over all its topics and partitions, as of the group's last successful poll.",
+};
+pub const KLE_GROUP_MAX_LAG: Family = Family {
+    name: "kafka_consumergroup_group_max_lag",
+    kind: "gauge",
+    help: "Largest lag in messages over the consumer group's partitions, as of the group's last successful poll.",
+};
+pub const KLE_PARTITION_LATEST_OFFSET: Family = Family {
+    name: "kafka_partition_latest_offset",
+    kind: "gauge",
+    help: PARTITION_END.help,
+};
+pub const KLE_GROUP_MAX_LAG_SECONDS: Family = Family {
+    name: "kafka_consumergroup_group_max_lag_seconds",
+    kind: "gauge",
+    help: "Largest estimated time lag over the consumer group's partitions (see kafka_consumergroup_group_lag_seconds), as of the group's last successful poll.",
+};
+
+/// The names and labels of the lag families in one naming scheme (`metric_names`).
+#[derive(Clone, Copy, Debug)]
+pub struct Naming {
+    pub current_offset: Family,
+    pub lag: Family,
+    pub lag_seconds: Family,
+    pub topic_lag: Family,
+    /// The group's lag summed over all partitions, where the scheme has it.
+    pub sum_lag: Option<Family>,
+    /// The group's largest partition lag, where the scheme has it.
+    pub max_lag: Option<Family>,
+    pub partition_end: Family,
+    pub max_lag_seconds: Family,
+    labels: Scheme,
+}
+
+impl Naming {
+    /// kafka_exporter's names (the default).
+    pub const KAFKA_EXPORTER: Naming = Naming {
+        current_offset: CURRENT_OFFSET,
+        lag: LAG,
+        lag_seconds: LAG_SECONDS,
+        topic_lag: TOPIC_LAG,
+        sum_lag: None,
+        max_lag: None,
+        partition_end: PARTITION_END,
+        max_lag_seconds: MAX_LAG_SECONDS,
+        labels: Scheme::KafkaExporter,
+    };
+
+    /// seglo/kafka-lag-exporter's names.
+    pub const KAFKA_LAG_EXPORTER: Naming = Naming {
+        current_offset: KLE_GROUP_OFFSET,
+        lag: KLE_GROUP_LAG,
+        lag_seconds: KLE_GROUP_LAG_SECONDS,
+        topic_lag: KLE_GROUP_TOPIC_SUM_LAG,
+        sum_lag: Some(KLE_GROUP_SUM_LAG),
+        max_lag: Some(KLE_GROUP_MAX_LAG),
+        partition_end: KLE_PARTITION_LATEST_OFFSET,
+        max_lag_seconds: KLE_GROUP_MAX_LAG_SECONDS,
+        labels: Scheme::KafkaLagExporter,
+    };
+
+    /// The naming of a `metric_names` setting.
+    pub fn of(names: MetricNames) -> Naming {
+        match names {
+            MetricNames::KafkaExporter => Naming::KAFKA_EXPORTER,
+            MetricNames::KafkaLagExporter => Naming::KAFKA_LAG_EXPORTER,
+        }
+    }
+}
+
+/// How a naming scheme labels a group and a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    /// `cloud`, `instance_id`, `consumergroup`.
+    KafkaExporter,
+    /// `cluster_name` (the instance id: unique, and what the console shows as the
+    /// cluster), `group`.
+    KafkaLagExporter,
+}
+
+/// A label set of at most six pairs, built on the stack.
+#[derive(Clone, Copy)]
+struct Labels<'a> {
+    pairs: [(&'static str, &'a str); 6],
+    len: usize,
+}
+
+impl<'a> Labels<'a> {
+    fn new() -> Self {
+        Labels {
+            pairs: [("", ""); 6],
+            len: 0,
+        }
+    }
+
+    fn with(mut self, name: &'static str, value: &'a str) -> Self {
+        self.pairs[self.len] = (name, value);
+        self.len += 1;
+        self
+    }
+
+    fn as_slice(&self) -> &[(&'static str, &'a str)] {
+        &self.pairs[..self.len]
+    }
+}
+
+impl Scheme {
+    /// The labels naming `entry`'s group.
+    fn group(self, entry: &GroupEntry) -> Labels<'_> {
+        let i = &entry.target.instance;
+        match self {
+            Scheme::KafkaExporter => Labels::new()
+                .with("cloud", i.cloud.as_str())
+                .with("instance_id", &i.instance_id)
+                .with("consumergroup", &entry.target.group),
+            Scheme::KafkaLagExporter => Labels::new()
+                .with("cluster_name", &i.instance_id)
+                .with("group", &entry.target.group),
+        }
+    }
+
+    /// The labels naming an instance (for the log-end offsets, which belong to no group).
+    fn instance<'a>(self, cloud: &'a str, instance_id: &'a str) -> Labels<'a> {
+        match self {
+            Scheme::KafkaExporter => Labels::new()
+                .with("cloud", cloud)
+                .with("instance_id", instance_id),
+            Scheme::KafkaLagExporter => Labels::new().with("cluster_name", instance_id),
+        }
+    }
+}
+
+/// Every family of the default naming this module renders, in output order.
+pub const FAMILIES: [Family; 20] = [
     CURRENT_OFFSET,
     LAG,
     LAG_SECONDS,
@@ -103,6 +290,10 @@ pub const FAMILIES: [Family; 16] = [
     LAST_CONSUMED,
     PARTITION_END,
     MAX_LAG_SECONDS,
+    TIME_TO_DRAIN,
+    MAX_TIME_TO_DRAIN,
+    RETENTION_MARGIN,
+    MIN_RETENTION_MARGIN,
     STATUS,
     WORST_PARTITION,
     STATE,
@@ -119,62 +310,118 @@ pub const FAMILIES: [Family; 16] = [
 pub struct RenderOptions {
     pub now: SystemTime,
     pub stale_after: Duration,
+    pub naming: Naming,
 }
 
 /// Appends every lag and per-group health family for `entries` (in store order).
 pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptions) {
-    let fresh: Vec<(&GroupEntry, &Polled)> = entries
+    let all_fresh: Vec<(&GroupEntry, &Polled)> = entries
         .iter()
         .filter_map(|e| e.fresh_data(opts.now, opts.stale_after).map(|p| (&**e, p)))
         .collect();
+    // Groups the cardinality controls skip export no lag series.
+    let fresh: Vec<(&GroupEntry, &Polled)> = all_fresh
+        .iter()
+        .filter(|(_, p)| !p.derived.skipped)
+        .copied()
+        .collect();
+    let n = &opts.naming;
+    let scheme = n.labels;
 
-    partition_family(out, &CURRENT_OFFSET, &fresh, |p| {
+    partition_family(out, &n.current_offset, scheme, &fresh, |p, _| {
         p.committed.map(Value::Int)
     });
-    partition_family(out, &LAG, &fresh, |p| p.lag().map(Value::Int));
-    partition_family(out, &LAG_SECONDS, &fresh, |p| {
+    partition_family(out, &n.lag, scheme, &fresh, |p, _| p.lag().map(Value::Int));
+    partition_family(out, &n.lag_seconds, scheme, &fresh, |p, _| {
         p.time_lag.map(|t| Value::Float(t.seconds))
     });
 
-    header(out, &TOPIC_LAG);
+    header(out, &n.topic_lag);
     for (entry, polled) in &fresh {
-        let i = &entry.target.instance;
+        let g = scheme.group(entry);
         for topic in &polled.progress.topics {
-            let labels = [
-                ("cloud", i.cloud.as_str()),
-                ("instance_id", &i.instance_id),
-                ("consumergroup", &entry.target.group),
-                ("topic", &topic.topic),
-            ];
-            sample(out, TOPIC_LAG.name, &labels, Value::Int(topic.lag()));
+            let labels = g.with("topic", &topic.topic);
+            sample(
+                out,
+                n.topic_lag.name,
+                labels.as_slice(),
+                Value::Int(topic.lag()),
+            );
         }
     }
+    if let Some(family) = &n.sum_lag {
+        group_family(out, family, scheme, &fresh, |p| {
+            let lags = || p.progress.topics.iter().flat_map(|t| &t.partitions);
+            lags()
+                .any(|p| p.committed.is_some())
+                .then(|| Value::Int(lags().filter_map(PartitionProgress::lag).sum()))
+        });
+    }
+    if let Some(family) = &n.max_lag {
+        group_family(out, family, scheme, &fresh, |p| {
+            p.progress
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .filter_map(PartitionProgress::lag)
+                .max()
+                .map(Value::Int)
+        });
+    }
 
-    partition_family(out, &LAST_CONSUMED, &fresh, |p| {
-        p.last_consumed_ms
-            .map(|ms| Value::Float(ms as f64 / 1000.0))
-    });
+    partition_family(
+        out,
+        &LAST_CONSUMED,
+        Scheme::KafkaExporter,
+        &fresh,
+        |p, _| {
+            p.last_consumed_ms
+                .map(|ms| Value::Float(ms as f64 / 1000.0))
+        },
+    );
 
-    partition_end(out, &fresh);
+    // A partition's log end is one series however many groups read it: every group's poll
+    // contributes, skipped or not.
+    partition_end(out, &n.partition_end, scheme, &all_fresh);
 
-    header(out, &MAX_LAG_SECONDS);
-    for (entry, polled) in &fresh {
-        let max = polled
-            .progress
+    group_family(out, &n.max_lag_seconds, scheme, &fresh, |p| {
+        p.progress
             .topics
             .iter()
             .flat_map(|t| &t.partitions)
             .filter_map(|p| p.time_lag.map(|l| l.seconds))
-            .reduce(f64::max);
-        if let Some(max) = max {
-            sample(
-                out,
-                MAX_LAG_SECONDS.name,
-                &group_labels(entry),
-                Value::Float(max),
-            );
-        }
-    }
+            .reduce(f64::max)
+            .map(Value::Float)
+    });
+
+    partition_family(
+        out,
+        &TIME_TO_DRAIN,
+        Scheme::KafkaExporter,
+        &fresh,
+        |_, d| d.time_to_drain.map(Value::Float),
+    );
+    group_family(
+        out,
+        &MAX_TIME_TO_DRAIN,
+        Scheme::KafkaExporter,
+        &fresh,
+        |p| p.derived.max_time_to_drain.map(Value::Float),
+    );
+    partition_family(
+        out,
+        &RETENTION_MARGIN,
+        Scheme::KafkaExporter,
+        &fresh,
+        |_, d| d.retention_margin.map(Value::Float),
+    );
+    group_family(
+        out,
+        &MIN_RETENTION_MARGIN,
+        Scheme::KafkaExporter,
+        &fresh,
+        |p| p.derived.min_retention_margin.map(Value::Float),
+    );
 
     header(out, &STATUS);
     for entry in entries.iter().filter(|e| e.last_attempt.is_some()) {
@@ -202,7 +449,7 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
 
     header(out, &WORST_PARTITION);
     let mut num = itoa::Buffer::new();
-    for (entry, polled) in fresh.iter().filter(|(e, _)| e.up) {
+    for (entry, polled) in all_fresh.iter().filter(|(e, _)| e.up) {
         if let Some(w) = polled.verdict.as_ref().and_then(|v| v.worst.as_ref()) {
             let g = group_labels(entry);
             let labels = [
@@ -218,7 +465,7 @@ pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptio
     }
 
     // Group state and membership, while the group's data is fresh.
-    let infos: Vec<(&GroupEntry, &GroupInfo)> = fresh
+    let infos: Vec<(&GroupEntry, &GroupInfo)> = all_fresh
         .iter()
         .filter_map(|(e, _)| e.info.as_ref().map(|(i, _)| (*e, &**i)))
         .collect();
@@ -302,29 +549,49 @@ fn group_labels(entry: &GroupEntry) -> [(&'static str, &str); 3] {
     ]
 }
 
-/// One per-partition family over every fresh group; `value` returns `None` to skip.
+/// One per-partition family over every fresh group; `value` reads a partition and what
+/// was derived for it, and returns `None` to skip.
 fn partition_family(
     out: &mut Vec<u8>,
     family: &Family,
+    scheme: Scheme,
     fresh: &[(&GroupEntry, &Polled)],
-    value: impl Fn(&crate::model::PartitionProgress) -> Option<Value>,
+    value: impl Fn(&PartitionProgress, PartitionDerived) -> Option<Value>,
 ) {
     header(out, family);
     let mut num = itoa::Buffer::new();
     for (entry, polled) in fresh {
-        let i = &entry.target.instance;
-        for topic in &polled.progress.topics {
-            for p in &topic.partitions {
-                let Some(v) = value(p) else { continue };
-                let labels = [
-                    ("cloud", i.cloud.as_str()),
-                    ("instance_id", &i.instance_id),
-                    ("consumergroup", &entry.target.group),
-                    ("topic", &topic.topic),
-                    ("partition", num.format(p.partition)),
-                ];
-                sample(out, family.name, &labels, v);
+        let g = scheme.group(entry);
+        for (ti, topic) in polled.progress.topics.iter().enumerate() {
+            for (pi, p) in topic.partitions.iter().enumerate() {
+                let derived = polled.derived.partition(ti, pi);
+                if derived.hidden {
+                    continue;
+                }
+                let Some(v) = value(p, derived) else {
+                    continue;
+                };
+                let labels = g
+                    .with("topic", &topic.topic)
+                    .with("partition", num.format(p.partition));
+                sample(out, family.name, labels.as_slice(), v);
             }
+        }
+    }
+}
+
+/// One per-group family over every fresh group; `value` returns `None` to skip.
+fn group_family(
+    out: &mut Vec<u8>,
+    family: &Family,
+    scheme: Scheme,
+    fresh: &[(&GroupEntry, &Polled)],
+    value: impl Fn(&Polled) -> Option<Value>,
+) {
+    header(out, family);
+    for (entry, polled) in fresh {
+        if let Some(v) = value(polled) {
+            sample(out, family.name, scheme.group(entry).as_slice(), v);
         }
     }
 }
@@ -335,7 +602,12 @@ fn partition_family(
 /// Deduplication sorts integer keys (instance ordinal, topic hash, partition) rather than
 /// strings, which keeps it a small part of a 100,000-partition scrape; equal hashes are
 /// confirmed by comparing the names, so a hash collision cannot merge two topics.
-fn partition_end(out: &mut Vec<u8>, fresh: &[(&GroupEntry, &Polled)]) {
+fn partition_end(
+    out: &mut Vec<u8>,
+    family: &Family,
+    scheme: Scheme,
+    fresh: &[(&GroupEntry, &Polled)],
+) {
     use std::hash::{Hash, Hasher};
 
     struct Row<'a> {
@@ -348,7 +620,7 @@ fn partition_end(out: &mut Vec<u8>, fresh: &[(&GroupEntry, &Polled)]) {
         topic: &'a str,
         log_end: i64,
     }
-    header(out, &PARTITION_END);
+    header(out, family);
     let mut rows: Vec<Row<'_>> = Vec::with_capacity(
         fresh
             .iter()
@@ -399,12 +671,10 @@ fn partition_end(out: &mut Vec<u8>, fresh: &[(&GroupEntry, &Polled)]) {
     });
     let mut num = itoa::Buffer::new();
     for r in rows {
-        let labels = [
-            ("cloud", r.cloud),
-            ("instance_id", r.instance_id),
-            ("topic", r.topic),
-            ("partition", num.format(r.partition)),
-        ];
-        sample(out, PARTITION_END.name, &labels, Value::Int(r.log_end));
+        let labels = scheme
+            .instance(r.cloud, r.instance_id)
+            .with("topic", r.topic)
+            .with("partition", num.format(r.partition));
+        sample(out, family.name, labels.as_slice(), Value::Int(r.log_end));
     }
 }

@@ -9,11 +9,12 @@ pub mod lag;
 pub mod status;
 pub mod text;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
+use crate::config::MetricNames;
 use crate::scheduler::Status;
 use crate::store::Store;
 pub use exporter::ExporterMetrics;
@@ -24,6 +25,8 @@ pub use text::CONTENT_TYPE;
 pub struct Metrics {
     registry: Registry,
     pub exporter: Arc<ExporterMetrics>,
+    /// The names and labels of the lag families (`metric_names`).
+    naming: Arc<RwLock<lag::Naming>>,
 }
 
 impl Default for Metrics {
@@ -40,7 +43,13 @@ impl Metrics {
         Metrics {
             registry,
             exporter: Arc::new(exporter),
+            naming: Arc::new(RwLock::new(lag::Naming::KAFKA_EXPORTER)),
         }
+    }
+
+    /// Chooses the names and labels of the lag families (from the next scrape on).
+    pub fn set_metric_names(&self, names: MetricNames) {
+        *self.naming.write().unwrap_or_else(|e| e.into_inner()) = lag::Naming::of(names);
     }
 
     /// The whole exposition: lag families from `store`, the scheduler's status, then the
@@ -55,7 +64,13 @@ impl Metrics {
             .sum();
         // About 6 lines of ~140 bytes per partition; reserving avoids regrowth copies.
         let mut out = Vec::with_capacity(4096 + partitions * 6 * 140);
-        lag::render(&mut out, &entries, &lag::RenderOptions { now, stale_after });
+        let naming = *self.naming.read().unwrap_or_else(|e| e.into_inner());
+        let opts = lag::RenderOptions {
+            now,
+            stale_after,
+            naming,
+        };
+        lag::render(&mut out, &entries, &opts);
         status::render(&mut out, status);
         self.render_own(&mut out);
         out
@@ -196,6 +211,107 @@ mod tests {
         assert!(!stale.contains("kafka_consumergroup_lag{"));
         assert!(stale.contains("kafka_cloud_lag_exporter_group_up{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\"} 0"));
         assert!(stale.contains("kafka_cloud_lag_exporter_last_success_timestamp_seconds{cloud=\"alibaba\",instance_id=\"alikafka-1\",consumergroup=\"a\"} 1000"));
+    }
+
+    /// A sample as text: name, label pairs, value.
+    type Sample = (String, Vec<(String, String)>, String);
+
+    /// The samples of `text`, comments skipped.
+    fn samples(text: &str) -> Vec<Sample> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+                let labels = labels
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').unwrap();
+                        (k.to_string(), v.trim_matches('"').to_string())
+                    })
+                    .collect();
+                (name.to_string(), labels, value.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kafka_lag_exporter_names_carry_the_same_values() {
+        let store = Store::new();
+        let a = target(Cloud::Tencent, "ckafka-1", "a");
+        store.set_targets(std::slice::from_ref(&a));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let rows: &[Row] = &[(0, Some(5), 10), (1, None, 7), (2, Some(9), 30)];
+        store.record_success(
+            &a,
+            progress(&[("t", rows), ("u", &[(0, Some(3), 3)])]),
+            None,
+            t0,
+        );
+        let m = Metrics::new();
+        let default =
+            samples(&String::from_utf8(m.render(&store, &Status::default(), t0)).unwrap());
+        m.set_metric_names(MetricNames::KafkaLagExporter);
+        let kle = samples(&String::from_utf8(m.render(&store, &Status::default(), t0)).unwrap());
+        // Each renamed default sample is there under its new name and labels.
+        let renames = [
+            (
+                "kafka_consumergroup_current_offset",
+                "kafka_consumergroup_group_offset",
+            ),
+            ("kafka_consumergroup_lag", "kafka_consumergroup_group_lag"),
+            (
+                "kafka_consumergroup_topic_lag",
+                "kafka_consumergroup_group_topic_sum_lag",
+            ),
+            (
+                "kafka_topic_partition_current_offset",
+                "kafka_partition_latest_offset",
+            ),
+        ];
+        let mut checked = 0;
+        for (name, labels, value) in &default {
+            let Some((_, new)) = renames.iter().find(|(old, _)| old == name) else {
+                continue;
+            };
+            let mapped: Vec<(String, String)> = labels
+                .iter()
+                .filter(|(k, _)| k != "cloud")
+                .map(|(k, v)| match k.as_str() {
+                    "instance_id" => ("cluster_name".to_string(), v.clone()),
+                    "consumergroup" => ("group".to_string(), v.clone()),
+                    _ => (k.clone(), v.clone()),
+                })
+                .collect();
+            assert!(
+                kle.contains(&(new.to_string(), mapped.clone(), value.clone())),
+                "{new} {mapped:?} {value}"
+            );
+            checked += 1;
+        }
+        // 3 committed partitions (offset and lag), 2 topics, 4 log ends.
+        assert_eq!(checked, 3 + 3 + 2 + 4);
+        // No default lag family remains, and the group sums and maxima are added.
+        assert!(
+            kle.iter()
+                .all(|(n, _, _)| !renames.iter().any(|(old, _)| n == old))
+        );
+        let group = vec![
+            ("cluster_name".to_string(), "ckafka-1".to_string()),
+            ("group".to_string(), "a".to_string()),
+        ];
+        assert!(kle.contains(&(
+            "kafka_consumergroup_group_sum_lag".into(),
+            group.clone(),
+            "26".into()
+        )));
+        assert!(kle.contains(&(
+            "kafka_consumergroup_group_max_lag".into(),
+            group,
+            "21".into()
+        )));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Scheduler status rendered per scrape: request budgets, round fit and discovery.
+//! Scheduler status rendered per scrape: request budgets, round fit, discovery, the
+//! retention of the polled topics and the series the cardinality controls leave out.
 
 use super::text::{Family, Value, header, sample};
 use crate::scheduler::Status;
@@ -25,12 +26,26 @@ pub const DISCOVERY_LAST_SUCCESS: Family = Family {
     help: "Unix time of the account's last discovery pass without errors.",
 };
 
+pub const TOPIC_RETENTION: Family = Family {
+    name: "kafka_topic_retention_seconds",
+    kind: "gauge",
+    help: "How long the topic keeps messages (Alibaba GetInstanceList MsgRetain, the instance's; Tencent DescribeTopicAttributes Config.Retention), as last read; absent where the cloud does not say.",
+};
+
+pub const SUPPRESSED_SERIES: Family = Family {
+    name: "kafka_cloud_lag_exporter_suppressed_series",
+    kind: "gauge",
+    help: "Lag series of the instance's groups left out of /metrics by the cardinality controls, as of each group's last successful poll: reason=group_state for groups skipped by state (cardinality.skip_groups), reason=partition_limit for partitions beyond each group's top_partitions while the instance is above cardinality.max_partition_series.",
+};
+
 /// Every family this module renders, in output order.
-pub const FAMILIES: [Family; 4] = [
+pub const FAMILIES: [Family; 6] = [
     API_RATE_LIMIT,
     ROUND_BUDGET,
     DISCOVERED_GROUPS,
     DISCOVERY_LAST_SUCCESS,
+    TOPIC_RETENTION,
+    SUPPRESSED_SERIES,
 ];
 
 /// Appends the status families.
@@ -71,5 +86,29 @@ pub fn render(out: &mut Vec<u8>, status: &Status) {
                 Value::Float(unix_seconds_f64(t)),
             );
         }
+    }
+    header(out, &TOPIC_RETENTION);
+    for r in &status.retention {
+        let labels = [
+            ("cloud", r.cloud.as_str()),
+            ("instance_id", &*r.instance_id),
+            ("topic", &*r.topic),
+        ];
+        let v = Value::Float(r.retention.as_secs_f64());
+        sample(out, TOPIC_RETENTION.name, &labels, v);
+    }
+    header(out, &SUPPRESSED_SERIES);
+    for r in &status.suppressed {
+        let labels = [
+            ("cloud", r.cloud.as_str()),
+            ("instance_id", &*r.instance_id),
+            ("reason", r.reason.label()),
+        ];
+        sample(
+            out,
+            SUPPRESSED_SERIES.name,
+            &labels,
+            Value::Int(r.series as i64),
+        );
     }
 }

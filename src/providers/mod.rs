@@ -24,7 +24,7 @@ pub use kcle_cloud::Action;
 
 use crate::credentials::{CredentialEnv, CredentialProvider};
 use crate::model::{
-    Cloud, DiscoveredInstance, GroupInfo, GroupProgress, InstanceRef, ResetRequest, ResetTarget,
+    Cloud, DiscoveredInstance, GroupInfo, GroupProgress, InstanceRef, ResetRequest,
 };
 use alibaba::SignatureVersion;
 
@@ -103,18 +103,44 @@ pub trait Provider: Send + Sync + fmt::Debug {
             .retryable(false))
         })
     }
+
+    /// How long the instance keeps messages, for clouds that report it per instance (see
+    /// [`Profile::retention`]); `None` when the answer does not say.
+    fn instance_retention<'a>(
+        &'a self,
+        _instance: &'a InstanceRef,
+        _deadline: Instant,
+    ) -> ProviderFuture<'a, Option<Duration>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// How long `topic` keeps messages, for clouds that report it per topic (see
+    /// [`Profile::retention`]); `None` when the answer does not say.
+    fn topic_retention<'a>(
+        &'a self,
+        _instance: &'a InstanceRef,
+        _topic: &'a str,
+        _deadline: Instant,
+    ) -> ProviderFuture<'a, Option<Duration>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A cloud's management API for moving committed offsets. Built only by
 /// [`build_writer`], which only the `reset-offsets` command calls (an architecture test
 /// checks that); the daemon holds [`Provider`]s, which have no write method.
 pub trait OffsetWriter: Provider {
-    /// Whether this cloud can apply `target` natively.
-    fn supports_reset(&self, target: &ResetTarget) -> bool;
+    /// The requests, in order, in which this cloud applies `request`, each sent by one
+    /// [`OffsetWriter::reset_offsets`] call (e.g. Alibaba resets explicit offsets one topic
+    /// per request); `None` when the cloud cannot express it (a relative shift on Alibaba),
+    /// so that the caller sends explicit offsets it computed instead, or refuses.
+    fn reset_calls(&self, request: &ResetRequest) -> Option<Vec<ResetRequest>>;
 
-    /// Moves a group's committed offsets (Alibaba `UpdateConsumerOffset`, Tencent
-    /// `ModifyGroupOffsets` / `BatchModifyGroupOffsets`). Business failures answered with
-    /// HTTP 200 are errors. Never retried: a write must not be repeated blindly.
+    /// Moves a group's committed offsets in one request (Alibaba `UpdateConsumerOffset`,
+    /// Tencent `ModifyGroupOffsets` / `BatchModifyGroupOffsets`); a request that
+    /// [`OffsetWriter::reset_calls`] would split or cannot express is refused unsent.
+    /// Business failures answered with HTTP 200 are errors. Never retried: a write must
+    /// not be repeated blindly.
     fn reset_offsets<'a>(
         &'a self,
         instance: &'a InstanceRef,
@@ -149,6 +175,17 @@ pub struct Profile {
     pub group_info_batch: Option<usize>,
     /// The action that reads a message's produce time (`time_lag.probe`), if any.
     pub probe_action: Option<&'static str>,
+    /// Where the cloud reports how long messages are kept, and the action that reads it.
+    pub retention: Option<(RetentionScope, &'static str)>,
+}
+
+/// Whether a cloud reports message retention once per instance or per topic.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RetentionScope {
+    /// [`Provider::instance_retention`]: every topic of the instance keeps messages as long.
+    Instance,
+    /// [`Provider::topic_retention`], one request per topic.
+    Topic,
 }
 
 impl Profile {

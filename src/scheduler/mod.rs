@@ -15,6 +15,7 @@
 //! type: it reports through [`PollObserver`], which `metrics` implements.
 
 mod failures;
+mod retention;
 pub mod round;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,14 +26,18 @@ use kcle_clock::{Clock, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::cardinality::{Exposure, Policy, Suppressed, Tally, top_partitions};
+use crate::derive;
 use crate::discovery::{self, Discovered, Rules};
 use crate::model::{Cloud, GroupKey, GroupTarget, InstanceRef as InstanceRefKey};
 use crate::providers::budget::{Budget, BudgetState};
 use crate::providers::{self, ErrorKind, Provider, ProviderError};
-use crate::store::Store;
+use crate::store::{Polled, Store};
 use crate::timelag::{self, Estimator};
 use crate::verdict::Evaluator;
 use failures::FailureLog;
+use retention::RetentionTable;
+pub use retention::TopicRetention;
 pub use round::RoundReport;
 use round::{Round, schedule};
 
@@ -54,6 +59,8 @@ pub struct Settings {
     pub discovery_interval: Duration,
     /// Polls per verdict window.
     pub verdict_window: usize,
+    /// Which series the cardinality controls leave out.
+    pub cardinality: Policy,
 }
 
 /// What the scheduler reports as it works; `metrics` implements it, so that this module
@@ -83,6 +90,8 @@ pub struct AccountRuntime {
     /// Whether to read the produce time of the message at lagging committed offsets
     /// (`time_lag.probe`), where the cloud can.
     pub probe: bool,
+    /// Whether to read how long the polled topics keep messages (`read_retention`).
+    pub read_retention: bool,
 }
 
 impl AccountRuntime {
@@ -113,10 +122,15 @@ impl PollPlan {
     }
 }
 
-/// What the scheduler knows that `/metrics` shows: budgets, discovery, round fit.
+/// What the scheduler knows that `/metrics` shows: budgets, discovery, round fit, the
+/// retention of the polled topics.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
     pub accounts: Vec<AccountStatus>,
+    /// The retention of every polled topic whose retention is known.
+    pub retention: Vec<TopicRetention>,
+    /// Series the cardinality controls leave out, per instance and reason.
+    pub suppressed: Vec<Suppressed>,
 }
 
 /// One account's part of [`Status`].
@@ -165,6 +179,10 @@ pub struct Scheduler {
     in_flight: Mutex<HashSet<GroupKey>>,
     missing: Mutex<HashSet<GroupKey>>,
     rounds: watch::Sender<u64>,
+    /// How long the polled topics keep messages, as last read.
+    retention: Mutex<RetentionTable>,
+    /// Each instance's (group, partition) pairs and suppressed series.
+    tally: Mutex<Tally>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -207,6 +225,8 @@ impl Scheduler {
             in_flight: Mutex::new(HashSet::new()),
             missing: Mutex::new(HashSet::new()),
             rounds: watch::channel(0).0,
+            retention: Mutex::new(RetentionTable::default()),
+            tally: Mutex::new(Tally::default()),
         });
         scheduler.install(plan, settings);
         scheduler
@@ -291,6 +311,7 @@ impl Scheduler {
         lock(&self.missing).retain(|k| keys.contains(k));
         self.failures.retain(|k| keys.contains(k));
         lock(&self.verdicts).retain(|k| keys.contains(k));
+        lock(&self.tally).retain(|k| keys.contains(k));
         *self.targets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(targets);
         *self.target_keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
     }
@@ -387,19 +408,51 @@ impl Scheduler {
                         .get(&key)
                         .and_then(|e| e.info.as_ref().map(|(i, _)| i.clone()))
                 });
-                let members = info.and_then(|i| {
+                let members = info.as_ref().and_then(|i| {
                     i.members.map(|m| m > 0).or_else(|| {
                         (i.state != crate::model::GroupState::Unknown)
                             .then(|| i.state.has_active_members())
                     })
                 });
-                let verdict = lock(&self.verdicts).observe(&key, &progress, members);
-                self.store
-                    .record_success(target, progress, Some(verdict), at);
+                let observed = lock(&self.verdicts).observe(
+                    &key,
+                    &progress,
+                    members,
+                    kcle_clock::unix_millis(at),
+                );
+                let retention: Vec<Option<Duration>> = {
+                    let table = lock(&self.retention);
+                    let id = &target.instance.instance_id;
+                    progress
+                        .topics
+                        .iter()
+                        .map(|t| table.get(cloud, id, &t.topic))
+                        .collect()
+                };
+                let exposure = self.exposure(&key, &progress, info.as_deref());
+                let derived = derive::derive(
+                    &progress,
+                    &derive::Inputs {
+                        consume_rates: &observed.consume_rates,
+                        retention: &retention,
+                        exposure: &exposure,
+                    },
+                );
+                lock(&self.tally).suppress(&key, derived.suppressed);
+                self.store.record_poll(
+                    target,
+                    Polled {
+                        progress,
+                        verdict: Some(observed.verdict),
+                        at,
+                        derived,
+                    },
+                );
                 self.failures.recovered(target);
                 Ok(())
             }
             Err(err) if err.kind == ErrorKind::NotFound => {
+                lock(&self.tally).retain(|k| *k != key);
                 if lock(&self.missing).insert(key.clone()) {
                     tracing::warn!(%target, error = %err, "consumer group not found; its series are dropped until it reappears");
                 }
@@ -411,6 +464,34 @@ impl Scheduler {
                 self.failures.failed(target, &err, self.clock.instant());
                 Err(err)
             }
+        }
+    }
+
+    /// What the cardinality controls let through of a group's poll: nothing when its state
+    /// is skipped, its top partitions by lag when its instance is over the limit (counting
+    /// this poll), else everything.
+    fn exposure(
+        &self,
+        key: &GroupKey,
+        progress: &crate::model::GroupProgress,
+        info: Option<&crate::model::GroupInfo>,
+    ) -> Exposure {
+        let policy = self.settings().cardinality;
+        let lag: i64 = progress.topics.iter().map(|t| t.lag()).sum();
+        let skipped = policy.skips(info, lag);
+        let pairs = if skipped {
+            0
+        } else {
+            progress.partition_count()
+        };
+        let over = lock(&self.tally).count(key, pairs, policy.max_partition_series);
+        Exposure {
+            skipped,
+            shown: if over && !skipped {
+                top_partitions(progress, policy.top_partitions)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -689,6 +770,7 @@ impl Scheduler {
         }
         tasks.spawn(self.clone().discovery_loop(shutdown.clone()));
         tasks.spawn(self.clone().probe_loop(shutdown.clone()));
+        tasks.spawn(self.clone().retention_loop(shutdown.clone()));
         let mut last_save = self.clock.instant();
         let mut number = 0u64;
         let mut round_start = self.clock.instant();
@@ -810,6 +892,8 @@ impl Scheduler {
                     }
                 })
                 .collect(),
+            retention: self.retention(),
+            suppressed: lock(&self.tally).suppressed(),
         }
     }
 

@@ -180,6 +180,7 @@ pub fn pattern_world() -> World {
             status: InstanceStatus::Running,
             topics: BTreeMap::new(),
             groups: BTreeMap::new(),
+            retention_hours: None,
         };
         for pattern in Pattern::ALL {
             let (partition, group) = pattern.build();
@@ -188,6 +189,7 @@ pub fn pattern_world() -> World {
                 SimTopic {
                     partitions: vec![partition],
                     timestamps_known: true,
+                    retention_ms: None,
                 },
             );
             inst.groups.insert(pattern.name().to_string(), group);

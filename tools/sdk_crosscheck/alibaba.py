@@ -30,8 +30,11 @@ Calls GetConsumerProgress (also with HideLastTimestamp), GetConsumerList and
 GetInstanceList with the `alibabacloud_alikafka20190916` client (signature V3), and
 GetConsumerProgress with an `aliyunsdkcore` CommonRequest (signature V2); checks that the
 SDK models parse the answers; then checks that a wrong secret makes both SDKs raise
-`SignatureDoesNotMatch`. Exits 1 on any failure. The simulator must run on the real clock
-(the SDKs sign with the current time).
+`SignatureDoesNotMatch`. With `--idle-group G2` (a group without members) the SDKs also
+write: UpdateConsumerOffset with explicit offsets (V3 model, and V2 with the Offsets JSON
+string) and with a time, each read back; the same write to the active `--group` must be
+refused. Exits 1 on any failure. The simulator must run on the real clock (the SDKs sign
+with the current time).
 
 Secrets, tokens and signatures are never printed.
 """
@@ -315,6 +318,18 @@ def drive(args):
     except Exception as e:  # noqa: BLE001
         c.expect(False, f"v3 GetInstanceList raised {type(e).__name__} code={error_code(e)}")
 
+    # V3: GetInstanceList narrowed to one instance (the SDK sends InstanceId.1), with the
+    # instance's retention in hours, as the exporter reads it for the retention margin.
+    try:
+        req = km.GetInstanceListRequest(region_id=args.region, instance_id=[args.instance])
+        vos = client.get_instance_list(req).body.instance_list.instance_vo or []
+        c.expect([v.instance_id for v in vos] == [args.instance],
+                 f"v3 GetInstanceList with InstanceId.1 lists only {args.instance}")
+        c.expect(all(isinstance(v.msg_retain, int) and v.msg_retain > 0 for v in vos),
+                 f"v3 GetInstanceList MsgRetain is an int of hours: {[v.msg_retain for v in vos]}")
+    except Exception as e:  # noqa: BLE001
+        c.expect(False, f"v3 GetInstanceList (one instance) raised {type(e).__name__} code={error_code(e)}")
+
     # V2: aliyunsdkcore CommonRequest.
     try:
         data = core_progress(args.endpoint, args.key_id, args.key_secret, args.region,
@@ -347,8 +362,99 @@ def drive(args):
         c.expect(error_code(e) == "SignatureDoesNotMatch",
                  f"v2 with a wrong secret raises {error_code(e)}")
 
+    if args.idle_group:
+        drive_writes(args, client, c)
+
     print(f"{c.failures} of the checks failed" if c.failures else "all checks passed")
     return 1 if c.failures else 0
+
+
+def core_update(args, group, params):
+    """UpdateConsumerOffset through an aliyunsdkcore CommonRequest (signature V2)."""
+    from aliyunsdkcore.client import AcsClient
+    from aliyunsdkcore.request import CommonRequest
+
+    url = urlparse(args.endpoint)
+    request = CommonRequest()
+    request.set_domain(url.netloc)
+    request.set_protocol_type(url.scheme or "http")
+    request.set_version("2019-09-16")
+    request.set_action_name("UpdateConsumerOffset")
+    request.set_method("POST")
+    request.set_accept_format("json")
+    for name, value in [("RegionId", args.region), ("InstanceId", args.instance),
+                        ("ConsumerId", group)] + params:
+        request.add_query_param(name, value)
+    client = AcsClient(args.key_id, args.key_secret, args.region)
+    return json.loads(client.do_action_with_exception(request))
+
+
+def drive_writes(args, client, c):
+    """The official clients' UpdateConsumerOffset requests, as the simulator must take them."""
+    from alibabacloud_alikafka20190916 import models as km
+
+    def progress(group):
+        body = client.get_consumer_progress(
+            km.GetConsumerProgressRequest(region_id=args.region, instance_id=args.instance,
+                                          consumer_id=group)).body
+        return {(t.topic, p.partition): (p.consumer_offset, p.broker_offset)
+                for t in body.consumer_progress.topic_list.topic_list or []
+                for p in t.offset_list.offset_list or []}
+
+    try:
+        before = progress(args.idle_group)
+        (topic, partition), (_, log_end) = sorted(before.items())[0]
+        body = client.update_consumer_offset(km.UpdateConsumerOffsetRequest(
+            region_id=args.region, instance_id=args.instance, consumer_id=args.idle_group,
+            topic=topic, reset_type="offset",
+            offsets=[km.UpdateConsumerOffsetRequestOffsets(partition=partition, offset=log_end)],
+        )).body
+        c.expect(body.success is True and body.code == 200,
+                 f"v3 UpdateConsumerOffset with explicit offsets succeeded (Code {body.code})")
+        after = progress(args.idle_group)[(topic, partition)][0]
+        c.expect(after == log_end, f"v3 explicit offset read back: {after} == {log_end}")
+        others = [k for k, v in progress(args.idle_group).items()
+                  if k != (topic, partition) and v[0] != before[k][0]]
+        c.expect(not others, f"no other partition moved ({len(others)} did)")
+    except Exception as e:  # noqa: BLE001
+        c.expect(False, f"v3 UpdateConsumerOffset raised {type(e).__name__} code={error_code(e)}")
+
+    try:
+        (topic, partition), (committed, _) = sorted(progress(args.idle_group).items())[-1]
+        target = max(committed - 1, 0)
+        offsets = json.dumps([{"Partition": partition, "Offset": target}], separators=(",", ":"))
+        data = core_update(args, args.idle_group,
+                           [("Topic", topic), ("ResetType", "offset"), ("Offsets", offsets)])
+        c.expect(data.get("Success") is True, "v2 (aliyunsdkcore) UpdateConsumerOffset with an Offsets JSON string succeeded")
+        after = progress(args.idle_group)[(topic, partition)][0]
+        c.expect(after == target, f"v2 explicit offset read back: {after} == {target}")
+    except Exception as e:  # noqa: BLE001
+        c.expect(False, f"v2 UpdateConsumerOffset raised {type(e).__name__} code={error_code(e)}")
+
+    try:
+        before = progress(args.idle_group)
+        body = client.update_consumer_offset(km.UpdateConsumerOffsetRequest(
+            region_id=args.region, instance_id=args.instance, consumer_id=args.idle_group,
+            topic="", reset_type="timestamp", time="-1",
+        )).body
+        c.expect(body.success is True, "v3 UpdateConsumerOffset of all topics to the latest offset succeeded")
+        # The log ends keep growing (real time): at least the ends read before the reset.
+        behind = [k for k, (committed, _) in progress(args.idle_group).items()
+                  if committed < before[k][1]]
+        c.expect(not behind, f"every partition at least at its log end before the reset ({len(behind)} behind)")
+    except Exception as e:  # noqa: BLE001
+        c.expect(False, f"v3 UpdateConsumerOffset to latest raised {type(e).__name__} code={error_code(e)}")
+
+    try:
+        body = client.update_consumer_offset(km.UpdateConsumerOffsetRequest(
+            region_id=args.region, instance_id=args.instance, consumer_id=args.group,
+            topic="", reset_type="timestamp", time="-2",
+        )).body
+        # A business failure: HTTP 200 with Success false, as alikafka answers.
+        c.expect(body.success is False and "active" in (body.message or ""),
+                 f"a write to the active group {args.group} is refused: {body.message!r}")
+    except Exception as e:  # noqa: BLE001
+        c.expect(False, f"a write to the active group raised {type(e).__name__} code={error_code(e)}")
 
 
 def main():
@@ -360,6 +466,7 @@ def main():
     parser.add_argument("--region")
     parser.add_argument("--instance")
     parser.add_argument("--group")
+    parser.add_argument("--idle-group", help="a group without members, to write to")
     args = parser.parse_args()
     if args.requests:
         return check_requests(args.requests)

@@ -17,8 +17,10 @@ Mode 1, signatures our client sent:
   are `content-type;host`, otherwise with the canonical request built as the TC3
   documentation describes and the SDK's HMAC chain (`Sign.sign_tc3`). The result must equal
   the `Signature=` the client sent, and the credential scope date must be the UTC date of
-  `X-TC-Timestamp`. Prints one line per request (never a signature or a secret) and a
-  summary; exits non-zero on any mismatch, or when no Tencent request was checked.
+  `X-TC-Timestamp`. Every body is also read into the SDK's request model of its action,
+  which must know each field and give back the same JSON (so field names and types are the
+  SDK's, writes included). Prints one line per request (never a signature or a secret)
+  and a summary; exits non-zero on any mismatch, or when no Tencent request was checked.
 
 Mode 2, the simulator as the official client sees it:
 
@@ -26,10 +28,14 @@ Mode 2, the simulator as the official client sees it:
         --region R --instance I --group G
 
   Drives `CkafkaClient` against a running simulator (its clock must be the real time):
-  DescribeGroupOffsets, DescribeGroup, DescribeInstances and DescribeGroupInfo must succeed
-  and parse into the SDK's models with topics, partitions and integer offsets; a call
+  DescribeGroupOffsets, DescribeGroup, DescribeInstances, DescribeGroupInfo and
+  DescribeTopicAttributes must succeed and parse into the SDK's models with topics,
+  partitions, integer offsets and an integer retention; a call
   signed with a wrong secret key must raise TencentCloudSDKException with code
-  AuthFailure.SignatureFailure. Exits non-zero on any failure.
+  AuthFailure.SignatureFailure. With `--idle-group G2` (a group without members) the SDK
+  also writes: ModifyGroupOffsets with Partitions and BatchModifyGroupOffsets, each read
+  back, and the same write to the active `--group` must be refused with FailedOperation.
+  Exits non-zero on any failure.
 """
 
 import argparse
@@ -41,6 +47,7 @@ import re
 import sys
 import types
 import urllib.parse
+import warnings
 
 from tencentcloud.common.abstract_client import AbstractClient
 from tencentcloud.common.sign import Sign
@@ -88,6 +95,35 @@ def expected_signature(raw, headers, auth, secret):
     return Sign.sign_tc3(secret, auth["date"], auth["service"], to_sign), "doc canonical request + sdk sign_tc3"
 
 
+def model_check(action, body):
+    """Reads a request body into the SDK's model of the action: every field must be known to
+    it, and the model must give back the same JSON."""
+    from tencentcloud.ckafka.v20190819 import models
+
+    cls = getattr(models, "%sRequest" % action, None)
+    if cls is None:
+        return False, "the SDK has no %sRequest model" % action
+    sent = json.loads(body)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = cls()
+        model._deserialize(sent)
+    if caught:
+        return False, "fields the SDK model does not know: %s" % "; ".join(str(w.message) for w in caught)
+    # The model writes every field it has; those we did not send come back as null.
+    def present(v):
+        if isinstance(v, dict):
+            return {k: present(x) for k, x in v.items() if x is not None}
+        if isinstance(v, list):
+            return [present(x) for x in v]
+        return v
+
+    back = present(json.loads(model.to_json_string()))
+    if back != sent:
+        return False, "the SDK model gives back %s" % sorted(set(back) ^ set(sent) or back)
+    return True, "body fits the SDK's %s" % cls.__name__
+
+
 def check_dump(path):
     with open(path) as f:
         dump = json.load(f)
@@ -128,9 +164,13 @@ def check_dump(path):
             print("MISMATCH %s: signed headers missing from the request: %s" % (label, ",".join(missing)))
             continue
         expected, how = expected_signature(raw, headers, auth, key["secret"])
-        if expected == auth["sig"]:
+        model_ok, model = model_check(entry.get("action"), raw["body"])
+        if expected == auth["sig"] and model_ok:
             ok += 1
-            print("OK       %s signed=%s via %s" % (label, auth["signed"], how))
+            print("OK       %s signed=%s via %s; %s" % (label, auth["signed"], how, model))
+        elif not model_ok:
+            bad += 1
+            print("MISMATCH %s: %s" % (label, model))
         else:
             bad += 1
             print("MISMATCH %s signed=%s via %s: the signature sent differs" % (label, auth["signed"], how))
@@ -214,6 +254,18 @@ def drive_simulator(args):
         assert g.State in ("Stable", "Empty", "PreparingRebalance", "CompletingRebalance"), g.State
         return "state %s, %d members" % (g.State, len(g.Members or []))
 
+    def topic_attributes():
+        req = models.DescribeGroupOffsetsRequest()
+        req.InstanceId, req.Group = args.instance, args.group
+        topic = c.DescribeGroupOffsets(req).Result.TopicList[0].Topic
+        req = models.DescribeTopicAttributesRequest()
+        req.InstanceId, req.TopicName = args.instance, topic
+        r = c.DescribeTopicAttributes(req).Result
+        assert isinstance(r, models.TopicAttributesResponse), type(r)
+        assert isinstance(r.Config, models.Config), type(r.Config)
+        assert isinstance(r.Config.Retention, int) and r.Config.Retention > 0, r.Config.Retention
+        return "topic %s keeps messages %d ms" % (topic, r.Config.Retention)
+
     def wrong_key():
         req = models.DescribeGroupRequest()
         req.InstanceId = args.instance
@@ -224,12 +276,70 @@ def drive_simulator(args):
             return "refused with %s" % e.get_code()
         raise AssertionError("a wrong secret key was accepted")
 
-    check("DescribeGroupOffsets", group_offsets)
-    check("DescribeGroup", groups)
-    check("DescribeInstances", instances)
-    check("DescribeGroupInfo", group_info)
-    check("wrong secret key", wrong_key)
-    print("tencent sdk against the simulator: %d checks, %d failed" % (5, len(failures)))
+    def offsets(group):
+        req = models.DescribeGroupOffsetsRequest()
+        req.InstanceId, req.Group = args.instance, group
+        r = c.DescribeGroupOffsets(req).Result
+        return {(t.Topic, p.Partition): (p.Offset, p.LogEndOffset) for t in r.TopicList for p in t.Partitions}
+
+    def modify_partitions():
+        before = offsets(args.idle_group)
+        topic = sorted(before)[0][0]
+        parts = sorted(p for (t, p) in before if t == topic)
+        req = models.ModifyGroupOffsetsRequest()
+        req.InstanceId, req.Group, req.Strategy = args.instance, args.idle_group, 1
+        req.Topics, req.ShiftTimestamp, req.Partitions = [topic], -1, parts[:1]
+        r = c.ModifyGroupOffsets(req).Result
+        assert r.ReturnCode == "0", "ReturnCode %s: %s" % (r.ReturnCode, r.ReturnMessage)
+        after = offsets(args.idle_group)
+        first = (topic, parts[0])
+        assert after[first][0] >= before[first][1], "%s not at its log end: %s" % (first, after[first])
+        moved = [k for k in before if k != first and after[k][0] != before[k][0]]
+        assert not moved, "partitions outside Partitions moved: %s" % moved
+        return "Strategy 1 with Partitions [%d] moved only %s/%d" % (parts[0], topic, parts[0])
+
+    def batch_modify():
+        before = offsets(args.idle_group)
+        (topic, partition), (committed, _) = sorted(before.items())[-1]
+        target = max(committed - 1, 0)
+        p = models.Partitions()
+        p.Partition, p.Offset = partition, target
+        req = models.BatchModifyGroupOffsetsRequest()
+        req.GroupName, req.InstanceId, req.TopicName, req.Partitions = args.idle_group, args.instance, [topic], [p]
+        r = c.BatchModifyGroupOffsets(req).Result
+        assert r.ReturnCode == "0", "ReturnCode %s: %s" % (r.ReturnCode, r.ReturnMessage)
+        after = offsets(args.idle_group)[(topic, partition)][0]
+        assert after == target, "read back %s, not %s" % (after, target)
+        return "%s/%d set to %d and read back" % (topic, partition, target)
+
+    def active_refused():
+        req = models.ModifyGroupOffsetsRequest()
+        topic = sorted(offsets(args.group))[0][0]
+        req.InstanceId, req.Group, req.Strategy, req.Topics, req.ShiftTimestamp = args.instance, args.group, 1, [topic], -2
+        try:
+            c.ModifyGroupOffsets(req)
+        except TencentCloudSDKException as e:
+            assert e.get_code() == "FailedOperation", "code %s" % e.get_code()
+            return "refused with %s" % e.get_code()
+        raise AssertionError("a reset of the active group %s was accepted" % args.group)
+
+    checks = [
+        ("DescribeGroupOffsets", group_offsets),
+        ("DescribeGroup", groups),
+        ("DescribeInstances", instances),
+        ("DescribeGroupInfo", group_info),
+        ("DescribeTopicAttributes", topic_attributes),
+        ("wrong secret key", wrong_key),
+    ]
+    if args.idle_group:
+        checks += [
+            ("ModifyGroupOffsets with Partitions", modify_partitions),
+            ("BatchModifyGroupOffsets", batch_modify),
+            ("ModifyGroupOffsets of an active group", active_refused),
+        ]
+    for name, fn in checks:
+        check(name, fn)
+    print("tencent sdk against the simulator: %d checks, %d failed" % (len(checks), len(failures)))
     return 1 if failures else 0
 
 
@@ -242,6 +352,7 @@ def main():
     p.add_argument("--region")
     p.add_argument("--instance")
     p.add_argument("--group")
+    p.add_argument("--idle-group", help="a group without members, to write to")
     args = p.parse_args()
     if args.requests:
         return check_dump(args.requests)

@@ -1,4 +1,7 @@
-//! Alibaba Cloud ApsaraMQ for Kafka ("alikafka", API 2019-09-16): [`AlibabaProvider`].
+//! Alibaba Cloud ApsaraMQ for Kafka ("alikafka", API 2019-09-16): [`AlibabaProvider`]:
+//! consumer-group progress (`GetConsumerProgress`), discovery (`GetConsumerList`,
+//! `GetInstanceList`), the instance's retention (`GetInstanceList` `MsgRetain`) and offset
+//! resets (`UpdateConsumerOffset`).
 //!
 //! Owns the alikafka requests, sent as the official SDK sends them: `POST {endpoint}/?<query>`
 //! with an empty body, signed with V2 (query `Signature`) or V3 (`Authorization` header)
@@ -25,7 +28,7 @@ use super::call::Caller;
 use super::http::{HttpRequest, InvalidHeader, send};
 use super::{
     AccountSpec, ErrorKind, OffsetWriter, Profile, Provider, ProviderDeps, ProviderError,
-    ProviderFuture,
+    ProviderFuture, RetentionScope,
 };
 use crate::credentials::CredentialEnv;
 use crate::credentials::Credentials;
@@ -60,6 +63,9 @@ pub static PROFILE: Profile = Profile {
     // GetConsumerProgress carries the state, the members and the rebalances.
     group_info_batch: None,
     probe_action: None,
+    // GetInstanceList's `MsgRetain`, the instance's retention in hours. Topic-level
+    // `retention.ms` (professional and serverless editions) is in no documented answer.
+    retention: Some((RetentionScope::Instance, GET_INSTANCE_LIST)),
 };
 
 /// Alibaba request signature versions.
@@ -306,6 +312,24 @@ impl Provider for AlibabaProvider {
         })
     }
 
+    fn instance_retention<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        deadline: Instant,
+    ) -> ProviderFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            // The list narrowed to this instance (the SDK sends the list as `InstanceId.1`).
+            let params = [
+                ("RegionId", instance.region.to_string()),
+                ("InstanceId.1", instance.instance_id.to_string()),
+            ];
+            let answer: wire::GetInstanceList = self
+                .request(GET_INSTANCE_LIST, &params, deadline, false)
+                .await?;
+            Ok(msg_retain(&answer, &instance.instance_id))
+        })
+    }
+
     fn group_info<'a>(
         &'a self,
         instance: &'a InstanceRef,
@@ -321,10 +345,8 @@ impl Provider for AlibabaProvider {
 }
 
 impl OffsetWriter for AlibabaProvider {
-    fn supports_reset(&self, target: &ResetTarget) -> bool {
-        // UpdateConsumerOffset resets to a time (-1 latest, -2 earliest) or to explicit
-        // offsets; it has no relative shift.
-        !matches!(target, ResetTarget::ShiftBy(_))
+    fn reset_calls(&self, request: &ResetRequest) -> Option<Vec<ResetRequest>> {
+        reset_calls(request)
     }
 
     fn reset_offsets<'a>(
@@ -933,6 +955,21 @@ fn serves_traffic(vo: &wire::InstanceVo) -> bool {
     }
 }
 
+/// The retention of `instance_id` in a `GetInstanceList` answer: `MsgRetain`, in hours
+/// (the SDK model: "The retention period of messages in the instance. Unit: hours."). An
+/// answer without the instance or the field, or with a value that is not positive, says
+/// nothing.
+fn msg_retain(answer: &wire::GetInstanceList, instance_id: &str) -> Option<Duration> {
+    answer
+        .instance_list
+        .iter()
+        .find(|vo| vo.instance_id.as_deref() == Some(instance_id))
+        .and_then(|vo| vo.msg_retain)
+        .and_then(|h| u64::try_from(h).ok())
+        .filter(|h| *h > 0)
+        .map(|h| Duration::from_secs(h * 3600))
+}
+
 fn running_instances(answer: &wire::GetInstanceList) -> Vec<DiscoveredInstance> {
     answer
         .instance_list
@@ -976,6 +1013,28 @@ fn next_page(page_len: usize, new: usize, collected: usize, total: Option<i64>) 
     }
 }
 
+/// The `UpdateConsumerOffset` calls a reset needs. It resets one topic or every subscribed
+/// topic (an empty `Topic`) to a time (-1 latest, -2 earliest), or partitions of one topic
+/// to explicit offsets. So several topics take a call each; a relative shift, or a time
+/// for only some partitions of a topic, cannot be expressed (`None`).
+fn reset_calls(request: &ResetRequest) -> Option<Vec<ResetRequest>> {
+    match (&request.scope, &request.target) {
+        (_, ResetTarget::ShiftBy(_)) => None,
+        (ResetScope::Topic(_), _) => Some(vec![request.clone()]),
+        (_, ResetTarget::Offsets(_)) | (ResetScope::Partitions { .. }, _) => None,
+        (ResetScope::AllTopics(_), _) => Some(vec![request.clone()]),
+        (ResetScope::Topics(topics), target) => Some(
+            topics
+                .iter()
+                .map(|t| ResetRequest {
+                    scope: ResetScope::Topic(t.clone()),
+                    target: target.clone(),
+                })
+                .collect(),
+        ),
+    }
+}
+
 /// `UpdateConsumerOffset` parameters for a reset (besides region, instance and group).
 fn reset_params(request: &ResetRequest) -> Result<Vec<(&'static str, String)>, ProviderError> {
     let refuse = |m: &str| ProviderError::new(ErrorKind::ApiError, m).retryable(false);
@@ -983,6 +1042,16 @@ fn reset_params(request: &ResetRequest) -> Result<Vec<(&'static str, String)>, P
     let topic = match &request.scope {
         ResetScope::AllTopics(_) => String::new(),
         ResetScope::Topic(t) => t.clone(),
+        ResetScope::Topics(_) => {
+            return Err(refuse(
+                "alibaba resets one topic, or every topic, per request: send one per topic",
+            ));
+        }
+        ResetScope::Partitions { .. } => {
+            return Err(refuse(
+                "alibaba resets whole topics to a time: give explicit offsets for some partitions",
+            ));
+        }
     };
     let mut params = vec![("Topic", topic.clone())];
     match &request.target {
@@ -1550,6 +1619,28 @@ mod tests {
     }
 
     #[test]
+    fn instance_retention_is_msg_retain_in_hours() {
+        let (_, list) = wire::parse::<wire::GetInstanceList>(
+            include_str!("../../../tests/fixtures/alibaba/get_instance_list.json").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            msg_retain(&list, "alikafka_post-cn-abc123"),
+            Some(Duration::from_secs(72 * 3600))
+        );
+        assert_eq!(
+            msg_retain(&list, "alikafka_pre-cn-legacy01"),
+            None,
+            "no field"
+        );
+        assert_eq!(
+            msg_retain(&list, "alikafka_post-cn-other"),
+            None,
+            "not listed"
+        );
+    }
+
+    #[test]
     fn running_instances_prefer_the_console_status() {
         let (_, list) = wire::parse::<wire::GetInstanceList>(
             include_str!("../../../tests/fixtures/alibaba/get_instance_list.json").as_bytes(),
@@ -1581,6 +1672,7 @@ mod tests {
             name: None,
             service_status: service,
             view_instance_status_code: view,
+            msg_retain: None,
         };
         let kept_views = [2, 4, 7, 8, 21, 22, 30, 102, 103, 999];
         let dropped_views = [0, 1, 3, 5, 6, 23, 101];
@@ -1663,9 +1755,51 @@ mod tests {
             (one(), ResetTarget::Offsets(vec![])),
             (one(), ResetTarget::ShiftBy(-10)),
             (one(), ResetTarget::Timestamp(-1)),
+            (
+                ResetScope::Topics(vec!["a".into(), "b".into()]),
+                ResetTarget::Latest,
+            ),
+            (
+                ResetScope::Partitions {
+                    topic: "a".into(),
+                    partitions: vec![0],
+                },
+                ResetTarget::Latest,
+            ),
         ] {
             let e = reset(scope, target).unwrap_err();
             assert_eq!((e.kind, e.retryable), (ErrorKind::ApiError, false));
+        }
+    }
+
+    #[test]
+    fn several_topics_take_a_call_each_and_shifts_are_not_expressible() {
+        let request = |scope, target| ResetRequest { scope, target };
+        let two = ResetScope::Topics(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            reset_calls(&request(two.clone(), ResetTarget::Earliest)),
+            Some(vec![
+                request(ResetScope::Topic("a".into()), ResetTarget::Earliest),
+                request(ResetScope::Topic("b".into()), ResetTarget::Earliest),
+            ])
+        );
+        let all = request(ResetScope::AllTopics(vec!["a".into()]), ResetTarget::Latest);
+        assert_eq!(reset_calls(&all), Some(vec![all.clone()]));
+        let offsets = request(
+            ResetScope::Topic("a".into()),
+            ResetTarget::Offsets(vec![(0, 1)]),
+        );
+        assert_eq!(reset_calls(&offsets), Some(vec![offsets.clone()]));
+        let some = ResetScope::Partitions {
+            topic: "a".into(),
+            partitions: vec![1],
+        };
+        for r in [
+            request(ResetScope::Topic("a".into()), ResetTarget::ShiftBy(-1)),
+            request(two, ResetTarget::Offsets(vec![(0, 1)])),
+            request(some, ResetTarget::Latest),
+        ] {
+            assert_eq!(reset_calls(&r), None, "{r:?}");
         }
     }
 }

@@ -298,6 +298,9 @@ pub(super) struct InstanceVo {
     pub service_status: Option<i64>,
     /// Console status: 2 = in service.
     pub view_instance_status_code: Option<i64>,
+    /// How long the instance keeps messages, hours.
+    #[serde(default)]
+    pub msg_retain: Option<i64>,
 }
 
 /// `UpdateConsumerOffset` answer: the envelope only.

@@ -1,7 +1,8 @@
 //! The Tencent Cloud CKafka provider (API 2019-08-19): consumer-group progress from
 //! `DescribeGroupOffsets` (every topic page), group and instance discovery
-//! (`DescribeGroup`, `DescribeInstances`), group state (`DescribeGroupInfo`) and offset
-//! resets (`ModifyGroupOffsets`, `BatchModifyGroupOffsets`).
+//! (`DescribeGroup`, `DescribeInstances`), group state (`DescribeGroupInfo`), topic
+//! retention (`DescribeTopicAttributes`) and offset resets (`ModifyGroupOffsets`,
+//! `BatchModifyGroupOffsets`).
 //!
 //! It owns CKafka's request shape (`POST /` with a compact JSON body, `X-TC-*` headers,
 //! TC3 signature over `content-type;host`), the conversion of answers into `model` types
@@ -23,7 +24,7 @@ use super::call::Caller;
 use super::http::{HttpRequest, InvalidHeader, send};
 use super::{
     AccountSpec, ErrorKind, OffsetWriter, Profile, Provider, ProviderDeps, ProviderError,
-    ProviderFuture,
+    ProviderFuture, RetentionScope,
 };
 use crate::credentials::CredentialEnv;
 use crate::model::{
@@ -34,8 +35,8 @@ use kcle_clock::unix_secs;
 
 pub use kcle_cloud::tencent::{
     API_VERSION, BATCH_MODIFY_GROUP_OFFSETS, DESCRIBE_GROUP, DESCRIBE_GROUP_INFO,
-    DESCRIBE_GROUP_OFFSETS, DESCRIBE_INSTANCES, FETCH_MESSAGE_LIST_BY_OFFSET, MODIFY_GROUP_OFFSETS,
-    SERVICE,
+    DESCRIBE_GROUP_OFFSETS, DESCRIBE_INSTANCES, DESCRIBE_TOPIC_ATTRIBUTES,
+    FETCH_MESSAGE_LIST_BY_OFFSET, MODIFY_GROUP_OFFSETS, SERVICE,
 };
 
 /// Tencent's facts for the rest of the exporter.
@@ -61,6 +62,7 @@ pub static PROFILE: Profile = Profile {
     requests_per_poll: offsets_pages,
     group_info_batch: Some(GROUP_INFO_BATCH),
     probe_action: Some(FETCH_MESSAGE_LIST_BY_OFFSET),
+    retention: Some((RetentionScope::Topic, DESCRIBE_TOPIC_ATTRIBUTES)),
 };
 
 /// Groups per `DescribeGroupInfo` call (`GroupList`). No maximum is documented; ten keeps
@@ -519,13 +521,20 @@ fn reset_call<'a>(
         }));
     }
     // The current documentation marks `Topics` required, so "all topics" is sent as the
-    // list the group's progress showed.
-    let topics = match &request.scope {
-        ResetScope::AllTopics(list) if list.is_empty() => {
+    // list the group's progress showed. `Partitions` narrows every listed topic, so a
+    // partition subset is sent for one topic at a time.
+    let (topics, partitions) = match &request.scope {
+        ResetScope::AllTopics(list) | ResetScope::Topics(list) if list.is_empty() => {
             return Err(invalid_reset("the group has no topics to reset"));
         }
-        ResetScope::AllTopics(list) => list.as_slice(),
-        ResetScope::Topic(topic) => std::slice::from_ref(topic),
+        ResetScope::AllTopics(list) | ResetScope::Topics(list) => (list.as_slice(), None),
+        ResetScope::Topic(topic) => (std::slice::from_ref(topic), None),
+        ResetScope::Partitions { partitions, .. } if partitions.is_empty() => {
+            return Err(invalid_reset("no partitions given"));
+        }
+        ResetScope::Partitions { topic, partitions } => {
+            (std::slice::from_ref(topic), Some(partitions.as_slice()))
+        }
     };
     let (strategy, shift, shift_timestamp) = match &request.target {
         ResetTarget::Latest => (
@@ -553,7 +562,19 @@ fn reset_call<'a>(
         topics,
         shift,
         shift_timestamp,
+        partitions,
     }))
+}
+
+/// The calls CKafka needs for a reset: one, except that explicit offsets are sent for one
+/// topic at a time (`BatchModifyGroupOffsets` applies its partition list to every topic it
+/// names), which the caller splits.
+fn reset_calls(request: &ResetRequest) -> Option<Vec<ResetRequest>> {
+    match (&request.scope, &request.target) {
+        (ResetScope::Topic(_), ResetTarget::Offsets(_)) => Some(vec![request.clone()]),
+        (_, ResetTarget::Offsets(_)) => None,
+        _ => Some(vec![request.clone()]),
+    }
 }
 
 /// Whether discovery keeps an instance with this CKafka `Instance.Status`.
@@ -765,13 +786,51 @@ impl Provider for TencentProvider {
                 .await
         })
     }
+
+    fn topic_retention<'a>(
+        &'a self,
+        instance: &'a InstanceRef,
+        topic: &'a str,
+        deadline: Instant,
+    ) -> ProviderFuture<'a, Option<std::time::Duration>> {
+        const ACTION: &str = DESCRIBE_TOPIC_ATTRIBUTES;
+        Box::pin(async move {
+            let body = wire::DescribeTopicAttributesRequest {
+                instance_id: &instance.instance_id,
+                topic_name: topic,
+            };
+            self.caller
+                .call(ACTION, deadline, || {
+                    let body = &body;
+                    async move {
+                        let reply: Reply<wire::TopicAttributesResponse> =
+                            self.send(ACTION, &instance.region, body).await?;
+                        Ok(retention_of(reply.result))
+                    }
+                })
+                .await
+        })
+    }
+}
+
+/// A topic's retention from `DescribeTopicAttributes`: `Config.Retention` in
+/// milliseconds; absent, null or not positive (as `-1`, "keep forever", would be) is not
+/// a limit we can count down to.
+fn retention_of(result: wire::TopicAttributesResponse) -> Option<std::time::Duration> {
+    result
+        .config
+        .and_then(|c| c.retention)
+        .and_then(|ms| u64::try_from(ms).ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis)
 }
 
 impl OffsetWriter for TencentProvider {
-    fn supports_reset(&self, _target: &ResetTarget) -> bool {
-        // Latest, earliest and timestamps are Strategy 1, shifts Strategy 0, explicit
-        // offsets BatchModifyGroupOffsets.
-        true
+    fn reset_calls(&self, request: &ResetRequest) -> Option<Vec<ResetRequest>> {
+        // Latest, earliest and timestamps are Strategy 1, shifts Strategy 0 (both with
+        // `Partitions` for some partitions of a topic), explicit offsets
+        // BatchModifyGroupOffsets.
+        reset_calls(request)
     }
 
     fn reset_offsets<'a>(
@@ -1088,6 +1147,38 @@ mod tests {
         assert_eq!(t.lag(), 100);
     }
 
+    /// The documented example of `DescribeTopicAttributes` (CKafka API page 597/40846).
+    #[test]
+    fn topic_retention_is_config_retention_in_milliseconds() {
+        let reply = |json: &str| {
+            decode::<wire::TopicAttributesResponse>("DescribeTopicAttributes", 200, json.as_bytes())
+                .unwrap()
+                .result
+        };
+        let doc = include_str!("../../../tests/fixtures/tencent/describe_topic_attributes.json");
+        assert_eq!(
+            retention_of(reply(doc)),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        for (json, why) in [
+            (
+                r#"{"Response":{"Result":{"Config":{"Retention":null}},"RequestId":"r"}}"#,
+                "null",
+            ),
+            (
+                r#"{"Response":{"Result":{"Config":{"Retention":-1}},"RequestId":"r"}}"#,
+                "forever",
+            ),
+            (
+                r#"{"Response":{"Result":{"Config":null},"RequestId":"r"}}"#,
+                "no config",
+            ),
+            (r#"{"Response":{"Result":{},"RequestId":"r"}}"#, "no field"),
+        ] {
+            assert_eq!(retention_of(reply(json)), None, "{why}");
+        }
+    }
+
     #[test]
     fn group_info_states() {
         let reply = |json: &str| {
@@ -1172,6 +1263,19 @@ mod tests {
                 ResetTarget::ShiftBy(-25),
                 r#""Strategy":0,"Topics":["a","b"],"Shift":-25}"#,
             ),
+            (
+                ResetScope::Topics(vec!["a".into(), "c".into()]),
+                ResetTarget::Latest,
+                r#""Strategy":1,"Topics":["a","c"],"ShiftTimestamp":-1}"#,
+            ),
+            (
+                ResetScope::Partitions {
+                    topic: "a".into(),
+                    partitions: vec![0, 2],
+                },
+                ResetTarget::ShiftBy(3),
+                r#""Strategy":0,"Topics":["a"],"Shift":3,"Partitions":[0,2]}"#,
+            ),
         ];
         for (scope, target, tail) in cases {
             let request = ResetRequest { scope, target };
@@ -1186,6 +1290,26 @@ mod tests {
             body(reset_call("i", "g", &request).unwrap()),
             r#"{"GroupName":"g","InstanceId":"i","Partitions":[{"Partition":0,"Offset":10},{"Partition":2,"Offset":30}],"TopicName":["a"]}"#
         );
+    }
+
+    #[test]
+    fn only_explicit_offsets_of_several_topics_need_splitting() {
+        let offsets = ResetTarget::Offsets(vec![(0, 1)]);
+        let one = ResetRequest {
+            scope: ResetScope::Topic("a".into()),
+            target: offsets.clone(),
+        };
+        assert_eq!(reset_calls(&one), Some(vec![one.clone()]));
+        let two = ResetRequest {
+            scope: ResetScope::Topics(vec!["a".into(), "b".into()]),
+            target: offsets,
+        };
+        assert_eq!(reset_calls(&two), None);
+        let latest = ResetRequest {
+            scope: ResetScope::Topics(vec!["a".into(), "b".into()]),
+            target: ResetTarget::ShiftBy(-1),
+        };
+        assert_eq!(reset_calls(&latest), Some(vec![latest.clone()]));
     }
 
     #[test]
@@ -1206,6 +1330,13 @@ mod tests {
             ResetRequest {
                 scope: ResetScope::Topic("a".into()),
                 target: ResetTarget::Timestamp(-1),
+            },
+            ResetRequest {
+                scope: ResetScope::Partitions {
+                    topic: "a".into(),
+                    partitions: vec![],
+                },
+                target: ResetTarget::Latest,
             },
         ];
         for request in refused {

@@ -175,6 +175,34 @@ pub struct MessageRecord {
     pub timestamp: Option<i64>,
 }
 
+// ---- DescribeTopicAttributes ----------------------------------------------------------
+
+/// Request of `DescribeTopicAttributes`: one topic of one instance.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeTopicAttributesRequest<'a> {
+    pub instance_id: &'a str,
+    pub topic_name: &'a str,
+}
+
+/// `Result` of `DescribeTopicAttributes` (`TopicAttributesResponse`): only the
+/// configuration is read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TopicAttributesResponse {
+    #[serde(default)]
+    pub config: Option<TopicConfig>,
+}
+
+/// `Config` of a topic. `Retention` is the topic's `retention.ms` (the SDK model: "消息保留
+/// 时间，单位ms"); the other fields may be `null` and are not read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TopicConfig {
+    #[serde(default)]
+    pub retention: Option<i64>,
+}
+
 /// `Result` of `DescribeGroupInfo`: an array, documented as possibly `null`.
 pub type GroupInfoResult = Option<Vec<GroupInfoResponse>>;
 
@@ -255,6 +283,9 @@ pub struct ModifyGroupOffsetsRequest<'a> {
     pub shift: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shift_timestamp: Option<i64>,
+    /// Narrows the reset to these partitions of every listed topic; absent: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<&'a [i32]>,
 }
 
 /// Request of `BatchModifyGroupOffsets`: explicit offsets for partitions of one topic.
@@ -476,6 +507,7 @@ mod tests {
             topics: &topics,
             shift: None,
             shift_timestamp: Some(SHIFT_TIMESTAMP_LATEST),
+            partitions: None,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

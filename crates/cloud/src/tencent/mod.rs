@@ -17,6 +17,7 @@ pub const DESCRIBE_INSTANCES: &str = "DescribeInstances";
 pub const MODIFY_GROUP_OFFSETS: &str = "ModifyGroupOffsets";
 pub const BATCH_MODIFY_GROUP_OFFSETS: &str = "BatchModifyGroupOffsets";
 pub const FETCH_MESSAGE_LIST_BY_OFFSET: &str = "FetchMessageListByOffset";
+pub const DESCRIBE_TOPIC_ATTRIBUTES: &str = "DescribeTopicAttributes";
 
 /// The limits are the "默认接口请求频率限制" of each API's documentation page;
 /// `BatchModifyGroupOffsets` has none published.
@@ -28,6 +29,8 @@ pub const ACTIONS: &[Action] = &[
     // Returns message metadata (with `SinglePartitionRecordNumber` 1, the message at an
     // offset) without key or value, unlike `FetchMessageByOffset`.
     Action::read(FETCH_MESSAGE_LIST_BY_OFFSET, Some(1.0)),
+    // A topic's configuration, its retention (`Config.Retention`, ms) among it.
+    Action::read(DESCRIBE_TOPIC_ATTRIBUTES, Some(100.0)),
     Action::write(MODIFY_GROUP_OFFSETS, Some(100.0)),
     Action::write(BATCH_MODIFY_GROUP_OFFSETS, None),
 ];

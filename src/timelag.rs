@@ -49,8 +49,9 @@ pub const STATE_FILE: &str = "timelag.json.gz";
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     base_ms: i64,
-    times: Vec<u32>,
-    ends: Vec<i64>,
+    /// The first point is kept inline: a partition seen once needs no heap.
+    times: SmallVec<[u32; 1]>,
+    ends: SmallVec<[i64; 1]>,
 }
 
 impl History {
@@ -174,7 +175,11 @@ impl History {
 
     /// Bytes this history holds on the heap.
     fn heap_bytes(&self) -> usize {
-        self.times.capacity() * 4 + self.ends.capacity() * 8
+        let heap = |capacity: usize, spilled: bool, size: usize| {
+            if spilled { capacity * size } else { 0 }
+        };
+        heap(self.times.capacity(), self.times.spilled(), 4)
+            + heap(self.ends.capacity(), self.ends.spilled(), 8)
     }
 }
 
@@ -801,7 +806,7 @@ mod tests {
         let mut h = history(&[(0, 0), (1_000, 10), (2_000, 20), (3_000, 30), (4_000, 40)]);
         h.trim_below(25);
         assert_eq!(
-            h.ends,
+            h.ends.as_slice(),
             [0, 20, 30, 40],
             "the first, then from the segment holding 25"
         );
@@ -938,8 +943,14 @@ mod tests {
         h.observe(0, 100);
         assert_eq!(
             (h.len(), h.heap_bytes()),
-            (1, 12),
-            "one point after one poll"
+            (1, 0),
+            "one point after one poll, inline"
+        );
+        h.observe(500, 110);
+        assert_eq!(
+            (h.len(), h.heap_bytes()),
+            (2, 24),
+            "then exactly what it holds"
         );
         for i in 1..50 {
             h.observe(i * 1_000, 100 + i * i);

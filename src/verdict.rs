@@ -21,6 +21,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::model::{GroupKey, GroupProgress};
 pub use crate::model::{Status, Verdict, WorstPartition};
 
@@ -73,13 +75,14 @@ fn severity(s: Status) -> u8 {
 }
 
 /// One partition of a group and its window: the last observations, oldest first, in a
-/// list sized to what it holds (a `VecDeque` would double its capacity as it fills).
+/// list sized to what it holds (a `VecDeque` would double its capacity as it fills), the
+/// first inline (no heap after the first round).
 #[derive(Clone, Debug)]
 struct Tracked {
     /// Shared by the topic's partitions.
     topic: Arc<str>,
     partition: i32,
-    window: Vec<Observation>,
+    window: SmallVec<[Observation; 1]>,
 }
 
 /// One group's windows and the times of its last polls. A partition is observed at every
@@ -178,7 +181,7 @@ impl Evaluator {
                         shared
                             .get_or_insert_with(|| topic.topic.as_str().into())
                             .clone(),
-                        Vec::new(),
+                        SmallVec::new(),
                     ),
                 };
                 shared.get_or_insert_with(|| name.clone());
@@ -247,6 +250,7 @@ impl Evaluator {
                         + g.partitions.capacity() * std::mem::size_of::<Tracked>()
                         + g.partitions
                             .iter()
+                            .filter(|t| t.window.spilled())
                             .map(|t| t.window.capacity() * std::mem::size_of::<Observation>())
                             .sum::<usize>()
                 })
@@ -512,6 +516,8 @@ mod tests {
                     .iter()
                     .all(|t| t.window.len() == held && t.window.capacity() == held)
             );
+            let spilled = windows.iter().all(|t| t.window.spilled());
+            assert_eq!(spilled, held > 1, "one poll inline, more on the heap");
         }
     }
 }

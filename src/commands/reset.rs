@@ -25,7 +25,8 @@ use kcle_clock::{Instant, unix_millis};
 
 use crate::cli::{Cli, EXIT_CONFIG, EXIT_FAILURE, ResetArgs};
 use crate::config::{Account, Config};
-use crate::exporter::{Runtime, account_spec, provider_deps};
+use crate::credentials::NoCredentialObserver;
+use crate::exporter::{Runtime, account_credentials, account_spec_with, provider_deps};
 use crate::model::{
     GroupProgress, InstanceRef, PartitionProgress, ResetRequest, ResetScope, ResetTarget,
     TopicProgress,
@@ -111,15 +112,20 @@ async fn reset(
     if matches!(target, ResetTarget::Offsets(_)) && args.topic.is_none() {
         return Err(offsets_need_topic());
     }
-    // Read the key now, so that a missing one is a configuration error naming the source
-    // rather than a failed call.
-    let sources = (runtime.credentials)(account);
-    crate::credentials::resolve(&sources)
+    // Get the credentials now, so that a missing key (or a refused sign-in) is an error
+    // naming the source rather than a failed call.
+    let credentials = account_credentials(account, runtime, Arc::new(NoCredentialObserver));
+    credentials
+        .get()
+        .await
         .map_err(|e| refused(format!("account {}: {e}", account.name)))?;
 
     let deps = provider_deps(config, account, runtime, Arc::new(NoopObserver));
     let provider_in = |region: &str| {
-        providers::build_writer(account_spec(account, region, sources.clone(), clock), &deps)
+        providers::build_writer(
+            account_spec_with(account, region, credentials.clone()),
+            &deps,
+        )
     };
     let deadline = || clock.instant() + config.request_timeout();
 

@@ -39,10 +39,11 @@ impl SimEnvironment {
     /// The credential sources of an account of this environment.
     fn resolver(&self) -> impl Fn(&Account) -> CredentialSources + Send + Sync + 'static {
         let map = self.credentials.clone();
-        move |a: &Account| {
-            map.get(&a.name)
-                .cloned()
-                .unwrap_or_else(|| a.credential_sources())
+        // An account given a `credentials` block uses it (OIDC and the other sources
+        // against the simulator); the others get the simulator's keys.
+        move |a: &Account| match (&a.credentials, map.get(&a.name)) {
+            (None, Some(sources)) => sources.clone(),
+            _ => a.credential_sources(),
         }
     }
 }

@@ -422,7 +422,7 @@ impl Fetch for Broken {
         self.kind
     }
     fn describe(&self) -> String {
-        self.why.clone()
+        format!("a {} source that cannot be used", self.kind)
     }
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(async move { Err(FetchError::new(self.kind, self.why.clone())) })

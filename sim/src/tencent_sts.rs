@@ -1,0 +1,283 @@
+//! The simulated Tencent Cloud STS (2018-08-13): `AssumeRoleWithWebIdentity` (sent with
+//! `Authorization: SKIP`, as the SDKs' `SkipSign` does; the OIDC token verified against the
+//! simulated issuer, the provider id and the role's trust) and `AssumeRole` (TC3-signed
+//! for service `sts`, with the same checks as CKafka). Both issue temporary keys for the
+//! requested duration that the simulated CKafka accepts until they expire.
+//!
+//! Errors are HTTP 200 with `Response.Error`, codes from the STS SDK's `errorcodes.py`
+//! (`InvalidParameter.WebIdentityTokenError`, `ResourceNotFound.RoleNotFound`,
+//! `InvalidParameter.OverTimeError`, `InvalidParameter.ParamError`, `UnauthorizedOperation`,
+//! `RequestLimitExceeded`, `InternalError.SystemError`). Which code the real service
+//! answers for an expired token and a mismatched provider is not documented; these are
+//! the simulator's choices.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::faults::Fault;
+use super::tencent::{
+    Failure, check_timestamp, error_response, fail, json_response, missing, throttled,
+    verify_signature,
+};
+use super::{LoggedRequest, RawRequest, SimResponse, SimState};
+use kcle_cloud::Cloud;
+use kcle_cloud::tencent::sts;
+
+/// Body fields never logged.
+const HIDDEN: [&str; 1] = ["WebIdentityToken"];
+
+/// Answers one STS request and logs it.
+pub fn handle(state: &SimState, req: &RawRequest) -> SimResponse {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let action = req.header("x-tc-action").unwrap_or_default().to_string();
+    let body = match serde_json::from_str::<Value>(&req.body) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    };
+    let (response, outcome) = respond(state, req, &action, body.as_ref(), &request_id);
+    let params: BTreeMap<String, String> = body
+        .iter()
+        .flatten()
+        .map(|(k, v)| {
+            let shown = if HIDDEN.contains(&k.as_str()) {
+                "[redacted]".to_string()
+            } else {
+                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+            };
+            (k.clone(), shown)
+        })
+        .collect();
+    state.record(LoggedRequest {
+        cloud: Cloud::Tencent,
+        action,
+        group: None,
+        params,
+        outcome,
+        at_ms: state.now_ms(),
+        raw: state.settings.record_raw.then(|| req.clone()),
+    });
+    response
+}
+
+fn respond(
+    state: &SimState,
+    req: &RawRequest,
+    action: &str,
+    body: Option<&Map<String, Value>>,
+    request_id: &str,
+) -> (SimResponse, String) {
+    let rejected = |f: Failure| (error_response(&f, request_id), f.code);
+    let key = match check(state, req, action) {
+        Ok(key) => key,
+        Err(f) => return rejected(f),
+    };
+    let rate = state.rate_limit(Cloud::Tencent, action);
+    if state
+        .take_token(Cloud::Tencent, &key, action, rate)
+        .is_err()
+    {
+        return rejected(throttled(rate));
+    }
+    if let Some(fault) = state.fault(Cloud::Tencent, action, None) {
+        let outcome = format!("fault:{}", fault.name());
+        let failure = match &fault {
+            Fault::ServerError => Some(fail(
+                "InternalError.SystemError",
+                "An internal error has occurred. Retry your request.",
+            )),
+            Fault::Throttle => Some(throttled(rate)),
+            Fault::ApiError(code) => Some(fail(code, "Injected error.")),
+            Fault::HttpStatus(status) => {
+                let response = SimResponse {
+                    status: *status,
+                    headers: vec![("content-type".into(), "text/html".into())],
+                    body: format!("<html><body><h1>{status}</h1></body></html>").into_bytes(),
+                    delay: None,
+                    hang: false,
+                };
+                return (response, outcome);
+            }
+            _ => None,
+        };
+        if let Some(f) = failure {
+            return (error_response(&f, request_id), outcome);
+        }
+        let (response, _) = operate(state, action, body, request_id);
+        return (response.with_fault(&fault), outcome);
+    }
+    operate(state, action, body, request_id)
+}
+
+/// The request's form and authentication; returns the rate-limit key (the SecretId, or
+/// the role for unsigned calls).
+fn check(state: &SimState, req: &RawRequest, action: &str) -> Result<String, Failure> {
+    if req.method != "POST" || req.path_and_query != "/" {
+        return Err(fail(
+            "UnsupportedProtocol",
+            "The simulator accepts only POST / with a JSON body.",
+        ));
+    }
+    let content_type = req
+        .header("content-type")
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if content_type != "application/json" && !content_type.starts_with("application/json;") {
+        return Err(fail(
+            "InvalidParameter",
+            format!("Content-Type `{content_type}` is not supported; send application/json."),
+        ));
+    }
+    if action.is_empty() {
+        return Err(missing("Action"));
+    }
+    if action != sts::ASSUME_ROLE && action != sts::ASSUME_ROLE_WITH_WEB_IDENTITY {
+        return Err(fail(
+            "InvalidAction",
+            format!(
+                "The action `{action}` is not supported by sts {}.",
+                sts::STS_API_VERSION
+            ),
+        ));
+    }
+    match req.header("x-tc-version") {
+        None | Some("") => return Err(missing("Version")),
+        Some(sts::STS_API_VERSION) => {}
+        Some(v) => {
+            return Err(fail(
+                "NoSuchVersion",
+                format!("The API version `{v}` does not exist."),
+            ));
+        }
+    }
+    if req.header("x-tc-region").unwrap_or_default().is_empty() {
+        return Err(missing("Region"));
+    }
+    let timestamp = match req.header("x-tc-timestamp") {
+        None | Some("") => return Err(missing("Timestamp")),
+        Some(t) => t.parse::<i64>().map_err(|_| {
+            fail(
+                "InvalidParameter",
+                format!("X-TC-Timestamp `{t}` is not Unix seconds."),
+            )
+        })?,
+    };
+    check_timestamp(state, timestamp)?;
+    if action == sts::ASSUME_ROLE_WITH_WEB_IDENTITY {
+        if req.header("authorization") != Some(sts::SKIP_SIGNATURE) {
+            return Err(fail(
+                "AuthFailure.InvalidAuthorization",
+                "AssumeRoleWithWebIdentity is not signed: send Authorization: SKIP.",
+            ));
+        }
+        return Ok("anonymous".into());
+    }
+    verify_signature(state, req, timestamp, sts::STS_SERVICE).map(|key| key.id)
+}
+
+fn text<'b>(body: &'b Map<String, Value>, name: &str) -> Result<&'b str, Failure> {
+    match body.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) | None => Err(missing(name)),
+        Some(_) => Err(fail(
+            "InvalidParameter.ParamError",
+            format!("`{name}` must be a string."),
+        )),
+    }
+}
+
+fn duration(body: &Map<String, Value>) -> Result<Duration, Failure> {
+    let secs = match body.get("DurationSeconds") {
+        None => sts::DEFAULT_SESSION_SECS,
+        Some(v) => v.as_u64().ok_or_else(|| {
+            fail(
+                "InvalidParameter.ParamError",
+                "`DurationSeconds` must be an integer.",
+            )
+        })?,
+    };
+    if !(sts::MIN_SESSION_SECS..=sts::MAX_SESSION_SECS).contains(&secs) {
+        return Err(fail(
+            "InvalidParameter.OverTimeError",
+            format!(
+                "DurationSeconds must be between {} and {}.",
+                sts::MIN_SESSION_SECS,
+                sts::MAX_SESSION_SECS
+            ),
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn operate(
+    state: &SimState,
+    action: &str,
+    body: Option<&Map<String, Value>>,
+    request_id: &str,
+) -> (SimResponse, String) {
+    let result = body
+        .ok_or_else(|| fail("InvalidParameter", "The body is not a JSON object."))
+        .and_then(|body| {
+            let arn = text(body, "RoleArn")?;
+            text(body, "RoleSessionName")?;
+            let duration = duration(body)?;
+            let role = state
+                .role(Cloud::Tencent, arn)
+                .ok_or_else(|| fail("ResourceNotFound.RoleNotFound", "The role does not exist."))?;
+            if action == sts::ASSUME_ROLE_WITH_WEB_IDENTITY {
+                let provider = text(body, "ProviderId")?;
+                let token = text(body, "WebIdentityToken")?;
+                if provider != state.settings.identity.tencent.oidc_provider {
+                    return Err(fail(
+                        "InvalidParameter.ParamError",
+                        format!("Identity provider `{provider}` does not exist."),
+                    ));
+                }
+                if state.verify_oidc_token(Cloud::Tencent, token).is_err() {
+                    return Err(fail(
+                        "InvalidParameter.WebIdentityTokenError",
+                        "The web identity token is invalid or has expired.",
+                    ));
+                }
+                if !role.trusts_oidc {
+                    return Err(fail(
+                        "UnauthorizedOperation",
+                        "The role does not trust this identity provider.",
+                    ));
+                }
+            } else {
+                let sent = body
+                    .get("ExternalId")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty());
+                if role.external_id.as_deref() != sent {
+                    return Err(fail(
+                        "UnauthorizedOperation",
+                        "The ExternalId does not match the role's trust policy.",
+                    ));
+                }
+            }
+            Ok(state.issue_key(Cloud::Tencent, arn, duration))
+        });
+    match result {
+        Ok(key) => {
+            let expired = key.expires_ms.div_euclid(1000);
+            // The same ISO 8601 UTC form as Alibaba's timestamps.
+            let expiration = kcle_cloud::alibaba::sign::timestamp(expired).unwrap_or_default();
+            let answer = json!({"Response": {
+                "Credentials": {
+                    "Token": key.key.token,
+                    "TmpSecretId": key.key.id,
+                    "TmpSecretKey": key.key.secret,
+                },
+                "ExpiredTime": expired,
+                "Expiration": expiration,
+                "RequestId": request_id,
+            }});
+            (json_response(&answer), "ok".into())
+        }
+        Err(f) => (error_response(&f, request_id), f.code),
+    }
+}

@@ -792,3 +792,305 @@ async fn a_source_that_cannot_be_built_fails_its_polls_only() {
     }
     let _: &Config = &h.env.config;
 }
+
+/// Captures every event at debug level on this thread (the paused test runtime runs every
+/// task on it), in the exporter's text format.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// OIDC tokens, temporary secrets and session tokens, and the static keys they were
+/// obtained with, never appear in a log line (at debug level), a poll error, the
+/// exposition or a `Debug` output, whatever the source and whether it succeeds or fails.
+/// A failing refresh is logged once, not at every attempt.
+#[tokio::test(start_paused = true)]
+async fn secrets_stay_out_of_logs_errors_metrics_and_debug() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut texts = Vec::new();
+    let mut secrets: Vec<String> = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+
+    // OIDC, with a refresh that fails (throttled, then an invalid token), then expiry.
+    let h = harness(SimSettings::default(), dir.path(), |sim, dir, cloud| {
+        Some(oidc_config(sim, dir, cloud))
+    })
+    .await;
+    for cloud in CLOUDS {
+        secrets.push(std::fs::read_to_string(token_path(dir.path(), cloud)).unwrap());
+    }
+    let mut errors = run_rounds(&h, 20).await;
+    for cloud in CLOUDS {
+        h.env.sim.state().inject(
+            FaultRule::random(Fault::Throttle, 1.0)
+                .cloud(cloud)
+                .action(oidc_action(cloud)),
+        );
+    }
+    errors.extend(run_rounds(&h, 20).await);
+    h.env.sim.state().clear_faults();
+    for cloud in CLOUDS {
+        std::fs::write(token_path(dir.path(), cloud), "garbage.token.value").unwrap();
+    }
+    errors.extend(run_rounds(&h, 20).await);
+    assert!(!errors.is_empty(), "the sessions expired");
+    let log = captured.text();
+    for account in ["sim-alibaba", "sim-tencent"] {
+        let warned = log
+            .lines()
+            .filter(|l| l.contains("credentials refresh failed;") && l.contains(account))
+            .count();
+        assert_eq!(warned, 1, "{account}: one warning per failing run\n{log}");
+        let expired = log
+            .lines()
+            .filter(|l| l.contains("credentials expired before") && l.contains(account))
+            .count();
+        assert_eq!(expired, 1, "{account}\n{log}");
+    }
+    texts.push(h.text());
+    texts.push(format!("{:?}", h.exporter.config()));
+    texts.extend(errors.into_iter().map(|(_, m)| m));
+    let sims = vec![h.env.sim];
+
+    // Instance roles, assumed roles (right and wrong external id), profiles.
+    let mut settings = SimSettings::default();
+    settings.identity.instance_credentials_lifetime = Duration::from_secs(900);
+    let h = harness(settings, dir.path(), |sim, _, cloud| {
+        Some(CredentialsConfig {
+            instance_role: Some(InstanceRoleConfig::default()),
+            metadata_endpoint: Some(sim.metadata_endpoint(cloud)),
+            assume_role: Some(AssumeRoleConfig {
+                role_arn: cross_account_role(cloud).into(),
+                session_name: None,
+                duration: Some(Duration::from_secs(900)),
+                external_id: Some(CROSS_ACCOUNT_EXTERNAL_ID.into()),
+            }),
+            sts_endpoint: Some(sim.sts_endpoint(cloud)),
+            ..CredentialsConfig::default()
+        })
+    })
+    .await;
+    texts.extend(run_rounds(&h, 40).await.into_iter().map(|(_, m)| m));
+    texts.push(h.text());
+    let mut sims = sims;
+    sims.push(h.env.sim);
+    let h = harness(SimSettings::default(), dir.path(), |sim, dir, cloud| {
+        let key = match cloud {
+            Cloud::Alibaba => sim.state().settings.alibaba_keys[0].clone(),
+            Cloud::Tencent => sim.state().settings.tencent_keys[0].clone(),
+        };
+        let file = dir.join(format!("profile-{cloud}.json"));
+        let config = serde_json::json!({"current": "p", "profiles": [
+            {"name": "p", "mode": "RamRoleArn", "access_key_id": key.id,
+             "access_key_secret": key.secret, "ram_role_arn": "acs:ram::1:role/missing"}
+        ]});
+        std::fs::write(&file, config.to_string()).unwrap();
+        let ini = dir.join(format!("profile-{cloud}"));
+        std::fs::write(
+            &ini,
+            format!(
+                "[default]\nsecret_id = {}\nsecret_key = {}\n",
+                key.id, key.secret
+            ),
+        )
+        .unwrap();
+        Some(CredentialsConfig {
+            profile: Some(ProfileConfig {
+                name: None,
+                file: Some(if cloud == Cloud::Alibaba { file } else { ini }),
+            }),
+            sts_endpoint: Some(sim.sts_endpoint(cloud)),
+            ..CredentialsConfig::default()
+        })
+    })
+    .await;
+    texts.extend(run_rounds(&h, 2).await.into_iter().map(|(_, m)| m));
+    sims.push(h.env.sim);
+
+    // The default chain with the credentials URI, through a provider's Debug.
+    let sim = &sims[0];
+    let env = Environment::fixed([
+        ("HOME", dir.path().to_str().unwrap().to_string()),
+        ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true".to_string()),
+        ("ALIBABA_CLOUD_CREDENTIALS_URI", sim.credentials_uri()),
+    ]);
+    let p = credential_provider(
+        Cloud::Alibaba,
+        &CredentialSpec::default_chain(),
+        &deps(&h.clock, env),
+    )
+    .unwrap();
+    p.get().await.unwrap();
+    texts.push(format!("{p:?} {}", p.describe()));
+
+    for sim in &sims {
+        for key in sim.state().issued_keys() {
+            secrets.push(key.key.secret.clone());
+            secrets.extend(key.key.token.clone());
+        }
+        secrets.push(sim.state().settings.alibaba_keys[0].secret.clone());
+        secrets.push(sim.state().settings.tencent_keys[0].secret.clone());
+    }
+    assert!(secrets.len() > 20, "{} secrets", secrets.len());
+    texts.push(captured.text());
+    let all = texts.join("\n");
+    for secret in &secrets {
+        let secret = secret.trim();
+        assert!(
+            !all.contains(secret),
+            "a secret leaked: …{}",
+            &secret[secret.len().saturating_sub(6)..]
+        );
+    }
+    // The logs did describe what happened.
+    assert!(
+        all.contains("credentials refreshed"),
+        "debug events were captured"
+    );
+}
+
+/// Bad credential settings stop `check-config` (and the daemon) with status 2 and one
+/// message naming the file, the field and what is allowed.
+#[test]
+fn bad_credential_configurations_exit_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a.b.c").unwrap();
+    let t = token.display();
+    let profile = dir.path().join("credentials");
+    std::fs::write(&profile, "[default]\nsecret_id = AKID\nsecret_key = k\n").unwrap();
+    let account = |cloud: &str, region: &str, credentials: &str| {
+        format!(
+            "accounts:\n  - name: a\n    cloud: {cloud}\n    region: {region}\n    credentials: {credentials}\n    instances: [{{id: i, groups: [g]}}]\n"
+        )
+    };
+    let ali = |c: &str| account("alibaba", "cn-hangzhou", c);
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            ali("{oidc: {}, instance_role: {}}"),
+            vec![
+                "accounts[0].credentials.instance_role",
+                "oidc and instance_role are both set",
+            ],
+        ),
+        (
+            ali("{id_env: K, secret_env: S, profile: {}}"),
+            vec!["accounts[0].credentials.profile", "id_env and profile"],
+        ),
+        (
+            ali(&format!("{{oidc: {{provider: p, token_file: {t}}}}}")),
+            vec![
+                "accounts[0].credentials.oidc.role_arn",
+                "ALIBABA_CLOUD_ROLE_ARN",
+            ],
+        ),
+        (
+            account(
+                "tencent",
+                "ap-guangzhou",
+                &format!("{{oidc: {{role_arn: r, token_file: {t}}}}}"),
+            ),
+            vec!["accounts[0].credentials.oidc.provider", "TKE_PROVIDER_ID"],
+        ),
+        (
+            ali("{oidc: {role_arn: r, provider: p, token_file: /nonexistent/kcle-token}}"),
+            vec![
+                "accounts[0].credentials.oidc.token_file",
+                "/nonexistent/kcle-token",
+                "cannot read",
+            ],
+        ),
+        (
+            ali("{instance_role: {}, assume_role: {session_name: s}}"),
+            vec!["accounts[0].credentials.assume_role", "role_arn"],
+        ),
+        (
+            ali(&format!(
+                "{{oidc: {{role_arn: r, provider: p, token_file: {t}, duration: 5m}}}}"
+            )),
+            vec!["accounts[0].credentials.oidc.duration", "5m", "15m to 12h"],
+        ),
+        (
+            ali("{instance_role: {}, assume_role: {role_arn: r, session_name: 'no spaces'}}"),
+            vec![
+                "accounts[0].credentials.assume_role.session_name",
+                "letters, digits",
+            ],
+        ),
+        (
+            ali("{instance_role: {}, sts_endpoint: sts.aliyuncs.com}"),
+            vec!["accounts[0].credentials.sts_endpoint", "not a URL"],
+        ),
+        (
+            account(
+                "tencent",
+                "ap-guangzhou",
+                &format!("{{profile: {{name: prod, file: {}}}}}", profile.display()),
+            ),
+            vec!["accounts[0].credentials.profile.name", "no section [prod]"],
+        ),
+        (
+            ali("{oidc: {role_arn: r}, colour: blue}"),
+            vec!["accounts[0].credentials", "unknown field `colour`"],
+        ),
+    ];
+    for (i, (yaml, fragments)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("c{i}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        for command in [&["check-config"][..], &[]] {
+            let mut cmd =
+                std::process::Command::new(env!("CARGO_BIN_EXE_kafka-cloud-lag-exporter"));
+            for var in [
+                "ALIBABA_CLOUD_ROLE_ARN",
+                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+                "TKE_ROLE_ARN",
+                "TKE_PROVIDER_ID",
+                "TKE_WEB_IDENTITY_TOKEN_FILE",
+            ] {
+                cmd.env_remove(var);
+            }
+            let out = cmd
+                .args(command)
+                .args([
+                    "--config.file",
+                    file.to_str().unwrap(),
+                    "--web.listen-address",
+                    "127.0.0.1:0",
+                ])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "case {i} {command:?}: {err}");
+            assert!(
+                err.starts_with(&format!("error: {}", file.display())),
+                "case {i}: {err}"
+            );
+            for f in fragments {
+                assert!(err.contains(f), "case {i}: {err:?} lacks {f:?}");
+            }
+        }
+    }
+}

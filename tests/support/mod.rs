@@ -134,6 +134,27 @@ impl Harness {
         }
     }
 
+    /// A harness whose configuration is edited, knowing the simulator's endpoints (STS,
+    /// metadata), before the exporter is built.
+    pub async fn with_sim_config(
+        spec: WorldSpec,
+        settings: SimSettings,
+        edit: impl FnOnce(&Simulator, &mut Config),
+    ) -> Harness {
+        let clock = Clock::virtual_at_unix(T0_SECS);
+        let mut env =
+            start_environment(&spec, settings, clock.clone(), Duration::from_secs(30)).await;
+        edit(&env.sim, &mut env.config);
+        let path = std::path::Path::new("test.yaml");
+        env.config.validate(path).expect("edited config is valid");
+        let exporter = Exporter::new(env.config.clone(), env.runtime(&clock), None);
+        Harness {
+            clock,
+            env,
+            exporter,
+        }
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8(self.exporter.render()).expect("exposition is UTF-8")
     }

@@ -1330,6 +1330,14 @@ accounts:
                 "deploy/examples/kustomize-overlay/config.yaml".to_string(),
                 read("deploy/examples/kustomize-overlay/config.yaml"),
             ),
+            (
+                "deploy/examples/kustomize-rrsa/config.yaml".to_string(),
+                read("deploy/examples/kustomize-rrsa/config.yaml"),
+            ),
+            (
+                "deploy/examples/kustomize-tke-pod-identity/config.yaml".to_string(),
+                read("deploy/examples/kustomize-tke-pod-identity/config.yaml"),
+            ),
         ];
         let values: serde_yaml::Value =
             serde_yaml::from_str(&read("deploy/helm/kafka-cloud-lag-exporter/values.yaml"))
@@ -1417,6 +1425,53 @@ accounts:
         ))
         .unwrap_err();
         assert!(err.contains("request_timeout: 10s must be"), "{err}");
+    }
+
+    #[test]
+    fn credential_blocks_become_specs() {
+        let yaml = GOOD.replacen(
+            "    credentials:\n      id_env: TC_ID\n      secret_file: /var/run/secrets/tc/secret\n",
+            "    credentials:\n      oidc: {role_arn: r, provider: p, token_file: /t, duration: 2h, region: ap-shanghai}\n      assume_role: {role_arn: x, session_name: s.1, duration: 30m, external_id: e}\n      sts_endpoint: https://sts.internal.tencentcloudapi.com\n",
+            1,
+        );
+        let c = check(&yaml).unwrap();
+        let spec = c.accounts[1].credential_spec();
+        assert_eq!(
+            spec.base,
+            BaseSource::Oidc(OidcSpec {
+                role_arn: Some("r".into()),
+                provider: Some("p".into()),
+                token_file: Some("/t".into()),
+                session_name: None,
+                duration: Some(Duration::from_secs(7200)),
+                region: Some("ap-shanghai".into()),
+            })
+        );
+        let role = spec.assume_role.unwrap();
+        assert_eq!(role.duration, Some(Duration::from_secs(1800)));
+        assert_eq!(role.external_id.as_deref(), Some("e"));
+        assert_eq!(
+            spec.sts_endpoint.as_deref(),
+            Some("https://sts.internal.tencentcloudapi.com")
+        );
+        // Without a block: the default chain; the static sources stay the standard ones.
+        assert_eq!(
+            c.accounts[0].credential_spec(),
+            CredentialSpec::default_chain()
+        );
+        assert_eq!(
+            c.accounts[1].credential_sources(),
+            CredentialSources::standard(&profile(Cloud::Tencent).credential_env)
+        );
+        // Tencent accepts sessions up to 12 h, Alibaba from 15 min.
+        let short = yaml.replace("duration: 2h", "duration: 1m");
+        assert!(check(&short).is_ok());
+        let long = yaml.replace("duration: 2h", "duration: 13h");
+        let err = check(&long).unwrap_err();
+        assert!(
+            err.contains("accounts[1].credentials.oidc.duration: 13h is out of range"),
+            "{err}"
+        );
     }
 
     #[test]

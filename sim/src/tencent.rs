@@ -306,6 +306,21 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, String> {
 
 /// Every check before the operation; returns the SecretId the request is signed with.
 fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<String, Failure> {
+    let timestamp = check_envelope(state, req, action, "ckafka", VERSION, &ACTIONS)?;
+    verify_signature(state, req, timestamp, SERVICE).map(|key| key.id)
+}
+
+/// The checks every API 3.0 request passes before its signature: `POST /` with a JSON
+/// body, a known action of `product` at `version`, a region, and a timestamp within five
+/// minutes. Returns the timestamp.
+pub(crate) fn check_envelope(
+    state: &SimState,
+    req: &RawRequest,
+    action: &str,
+    product: &str,
+    version: &str,
+    actions: &[&str],
+) -> Result<i64, Failure> {
     if req.method != "POST" || req.path_and_query != "/" {
         return Err(fail(
             "UnsupportedProtocol",
@@ -326,15 +341,15 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
     if action.is_empty() {
         return Err(missing("Action"));
     }
-    if !ACTIONS.contains(&action) {
+    if !actions.contains(&action) {
         return Err(fail(
             "InvalidAction",
-            format!("The action `{action}` is not supported by ckafka {VERSION}."),
+            format!("The action `{action}` is not supported by {product} {version}."),
         ));
     }
     match req.header("x-tc-version") {
         None | Some("") => return Err(missing("Version")),
-        Some(VERSION) => {}
+        Some(v) if v == version => {}
         Some(v) => {
             return Err(fail(
                 "NoSuchVersion",
@@ -355,11 +370,11 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
         })?,
     };
     check_timestamp(state, timestamp)?;
-    verify_signature(state, req, timestamp, SERVICE).map(|key| key.id)
+    Ok(timestamp)
 }
 
 /// `X-TC-Timestamp` within five minutes of the service's time.
-pub(crate) fn check_timestamp(state: &SimState, timestamp: i64) -> Result<(), Failure> {
+fn check_timestamp(state: &SimState, timestamp: i64) -> Result<(), Failure> {
     let now = state.now_ms().div_euclid(1000);
     if (timestamp - now).abs() > MAX_SKEW_SECS {
         return Err(fail(

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::faults::Fault;
 use super::tencent::{
-    Failure, check_timestamp, error_response, fail, json_response, missing, throttled,
+    Failure, check_envelope, error_response, fail, json_response, missing, throttled,
     verify_signature,
 };
 use super::{LoggedRequest, RawRequest, SimResponse, SimState};
@@ -113,58 +113,14 @@ fn respond(
 /// The request's form and authentication; returns the rate-limit key (the SecretId, or
 /// the role for unsigned calls).
 fn check(state: &SimState, req: &RawRequest, action: &str) -> Result<String, Failure> {
-    if req.method != "POST" || req.path_and_query != "/" {
-        return Err(fail(
-            "UnsupportedProtocol",
-            "The simulator accepts only POST / with a JSON body.",
-        ));
-    }
-    let content_type = req
-        .header("content-type")
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if content_type != "application/json" && !content_type.starts_with("application/json;") {
-        return Err(fail(
-            "InvalidParameter",
-            format!("Content-Type `{content_type}` is not supported; send application/json."),
-        ));
-    }
-    if action.is_empty() {
-        return Err(missing("Action"));
-    }
-    if action != sts::ASSUME_ROLE && action != sts::ASSUME_ROLE_WITH_WEB_IDENTITY {
-        return Err(fail(
-            "InvalidAction",
-            format!(
-                "The action `{action}` is not supported by sts {}.",
-                sts::STS_API_VERSION
-            ),
-        ));
-    }
-    match req.header("x-tc-version") {
-        None | Some("") => return Err(missing("Version")),
-        Some(sts::STS_API_VERSION) => {}
-        Some(v) => {
-            return Err(fail(
-                "NoSuchVersion",
-                format!("The API version `{v}` does not exist."),
-            ));
-        }
-    }
-    if req.header("x-tc-region").unwrap_or_default().is_empty() {
-        return Err(missing("Region"));
-    }
-    let timestamp = match req.header("x-tc-timestamp") {
-        None | Some("") => return Err(missing("Timestamp")),
-        Some(t) => t.parse::<i64>().map_err(|_| {
-            fail(
-                "InvalidParameter",
-                format!("X-TC-Timestamp `{t}` is not Unix seconds."),
-            )
-        })?,
-    };
-    check_timestamp(state, timestamp)?;
+    let timestamp = check_envelope(
+        state,
+        req,
+        action,
+        "sts",
+        sts::STS_API_VERSION,
+        &[sts::ASSUME_ROLE, sts::ASSUME_ROLE_WITH_WEB_IDENTITY],
+    )?;
     if action == sts::ASSUME_ROLE_WITH_WEB_IDENTITY {
         if req.header("authorization") != Some(sts::SKIP_SIGNATURE) {
             return Err(fail(

@@ -17,9 +17,10 @@ use kcle_clock::Clock;
 
 use super::http::{HttpRequest, send};
 use super::{alibaba, tencent};
+use crate::credentials::spec::DEFAULT_SESSION_NAME;
 use crate::credentials::{
     CredentialObserver, CredentialProvider, CredentialSources, CredentialSpec, Credentials,
-    Environment, Fetch, FetchError, FetchFuture, Issued, Refresher, Secret, SourceKind,
+    Environment, Fetch, FetchError, FetchFuture, Issued, OidcSpec, Refresher, Secret, SourceKind,
 };
 use crate::model::Cloud;
 
@@ -115,6 +116,103 @@ pub fn resolve(
     }
 }
 
+/// The standard variables of a cloud's OIDC source (named in `providers/<cloud>/`).
+pub struct OidcVariables {
+    pub role_arn: &'static str,
+    pub provider: &'static str,
+    pub token_file: &'static str,
+    pub session_name: Option<&'static str>,
+    pub region: Option<&'static str>,
+}
+
+/// An OIDC source's values: the configuration's, else the standard variables', else the
+/// defaults (`region`: the account's); the token file must be readable now.
+pub fn resolve_oidc(
+    oidc: &OidcSpec,
+    env: &Environment,
+    vars: &OidcVariables,
+    sts: &reqwest::Url,
+    default_duration: Duration,
+    region: &str,
+) -> Result<OidcPlan, FieldError> {
+    let missing = |field: &str, variable: &str| {
+        FieldError::new(
+            field,
+            format!("missing; set it here or in the environment variable {variable}"),
+        )
+    };
+    let role_arn = oidc
+        .role_arn
+        .clone()
+        .or_else(|| env.var(vars.role_arn))
+        .ok_or_else(|| missing("oidc.role_arn", vars.role_arn))?;
+    let provider = oidc
+        .provider
+        .clone()
+        .or_else(|| env.var(vars.provider))
+        .ok_or_else(|| missing("oidc.provider", vars.provider))?;
+    let (token_file, from) = match &oidc.token_file {
+        Some(f) => (f.clone(), String::new()),
+        None => (
+            env.var(vars.token_file)
+                .map(PathBuf::from)
+                .ok_or_else(|| missing("oidc.token_file", vars.token_file))?,
+            format!(" (named by {})", vars.token_file),
+        ),
+    };
+    check_token_file("oidc.token_file", &token_file, &from)?;
+    Ok(OidcPlan {
+        role_arn,
+        provider,
+        token_file,
+        session_name: oidc
+            .session_name
+            .clone()
+            .or_else(|| vars.session_name.and_then(|v| env.var(v)))
+            .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
+        duration: oidc.duration.unwrap_or(default_duration),
+        region: oidc
+            .region
+            .clone()
+            .or_else(|| vars.region.and_then(|v| env.var(v)))
+            .unwrap_or_else(|| region.to_string()),
+        sts: sts.clone(),
+    })
+}
+
+/// The configured metadata base URL, else the cloud's.
+pub fn metadata_url(spec: &CredentialSpec, default: &str) -> Result<reqwest::Url, FieldError> {
+    match &spec.metadata_endpoint {
+        Some(e) => endpoint("metadata_endpoint", e),
+        None => Ok(reqwest::Url::parse(default).expect("the clouds' metadata URLs are valid")),
+    }
+}
+
+/// `base`, with the spec's `assume_role` on top if it has one.
+pub fn with_assumed_role(
+    base: Plan,
+    spec: &CredentialSpec,
+    sts: &reqwest::Url,
+    default_duration: Duration,
+) -> Plan {
+    match &spec.assume_role {
+        None => base,
+        Some(role) => Plan::AssumeRole(
+            Box::new(base),
+            AssumeRolePlan {
+                role_arn: role.role_arn.clone(),
+                session_name: role
+                    .session_name
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
+                duration: role.duration.unwrap_or(default_duration),
+                external_id: role.external_id.clone(),
+                sts: sts.clone(),
+            },
+        ),
+    }
+}
+
 /// The credential provider of an account.
 pub fn credential_provider(
     cloud: Cloud,
@@ -197,6 +295,90 @@ impl std::fmt::Debug for Wire {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Wire")
     }
+}
+
+/// What both clouds' assumed-role sources share: the role, the credentials it is assumed
+/// with (refreshed on their own rule), and the wire.
+#[derive(Debug)]
+pub struct AssumedRole {
+    pub plan: AssumeRolePlan,
+    pub base: CredentialProvider,
+    pub wire: Wire,
+}
+
+impl AssumedRole {
+    pub fn describe(&self) -> String {
+        format!(
+            "role {} assumed with {} (STS {})",
+            self.plan.role_arn,
+            self.base.describe(),
+            self.plan.sts
+        )
+    }
+
+    /// The base's kinds and `assume_role`.
+    pub fn kinds(&self) -> Vec<SourceKind> {
+        let mut kinds = self.base.kinds();
+        kinds.push(SourceKind::AssumeRole);
+        kinds
+    }
+
+    /// The credentials to sign `AssumeRole` with; their failure counts under the base's
+    /// own source.
+    pub async fn base_credentials(&self) -> Result<Arc<Credentials>, FetchError> {
+        self.base.get().await.map_err(|e| {
+            let source = match &e {
+                crate::credentials::CredentialError::Unavailable { kind, .. } => *kind,
+                _ => SourceKind::Static,
+            };
+            FetchError::new(
+                source,
+                format!("the credentials to assume a role with: {e}"),
+            )
+        })
+    }
+}
+
+/// How an OIDC source describes itself.
+pub fn describe_oidc(plan: &OidcPlan) -> String {
+    format!(
+        "OIDC role {} (token file {}, STS {})",
+        plan.role_arn,
+        plan.token_file.display(),
+        plan.sts
+    )
+}
+
+/// The role a metadata service names (the first line of its answer), or why there is
+/// none: `none` when it answers 404 or nothing, the status otherwise. `what` names the
+/// kind of role in messages ("RAM role").
+pub fn metadata_role(
+    answer: &Answer,
+    service: &str,
+    none: &str,
+    what: &str,
+) -> Result<String, FetchError> {
+    let kind = SourceKind::InstanceRole;
+    let text = String::from_utf8_lossy(&answer.body);
+    let role = text.lines().next().unwrap_or_default().trim().to_string();
+    match answer.status {
+        200 if !role.is_empty() => {}
+        200 | 404 => return Err(FetchError::new(kind, none)),
+        status => {
+            return Err(FetchError::new(
+                kind,
+                format!("{service} answered http {status} for the role name"),
+            ));
+        }
+    }
+    // The name becomes part of a path.
+    if role.contains(['/', '?', '#']) || role.contains("..") {
+        return Err(FetchError::new(
+            kind,
+            format!("{what} name {role:?} is not valid"),
+        ));
+    }
+    Ok(role)
 }
 
 /// One HTTP answer of a credential service.

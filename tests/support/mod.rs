@@ -120,18 +120,7 @@ impl Harness {
         settings: SimSettings,
         edit: impl FnOnce(&mut Config),
     ) -> Harness {
-        let clock = Clock::virtual_at_unix(T0_SECS);
-        let mut env =
-            start_environment(&spec, settings, clock.clone(), Duration::from_secs(30)).await;
-        edit(&mut env.config);
-        let path = std::path::Path::new("test.yaml");
-        env.config.validate(path).expect("edited config is valid");
-        let exporter = Exporter::new(env.config.clone(), env.runtime(&clock), None);
-        Harness {
-            clock,
-            env,
-            exporter,
-        }
+        Harness::with_sim_config(spec, settings, |_, config| edit(config)).await
     }
 
     /// A harness whose configuration is edited, knowing the simulator's endpoints (STS,

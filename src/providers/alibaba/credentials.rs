@@ -18,8 +18,9 @@ use kcle_cloud::alibaba::{sign, sts};
 use serde::Deserialize;
 
 use super::super::credentials::{
-    Answer, AssumeRolePlan, FieldError, InstancePlan, OidcPlan, Plan, Wire, check_token_file,
-    endpoint, home, parse_ini, read_token, scrub, shape_error, temporary, url,
+    Answer, AssumeRolePlan, AssumedRole, FieldError, InstancePlan, OidcPlan, OidcVariables, Plan,
+    Wire, describe_oidc, endpoint, home, metadata_role, metadata_url, parse_ini, read_token,
+    resolve_oidc, scrub, shape_error, temporary, url, with_assumed_role,
 };
 use super::super::http::HttpRequest;
 use super::PROFILE;
@@ -123,35 +124,13 @@ pub fn resolve(
         BaseSource::InstanceRole { name } => Plan::Instance(ctx.instance(name.clone())?),
         BaseSource::Profile { name, file } => ctx.profile(name.as_deref(), file.as_deref())?,
     };
-    Ok(match &spec.assume_role {
-        None => base,
-        Some(role) => Plan::AssumeRole(
-            Box::new(base),
-            AssumeRolePlan {
-                role_arn: role.role_arn.clone(),
-                session_name: role
-                    .session_name
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
-                duration: role.duration.unwrap_or_else(default_duration),
-                external_id: role.external_id.clone(),
-                sts: sts_url.clone(),
-            },
-        ),
-    })
+    Ok(with_assumed_role(base, spec, &sts_url, default_duration()))
 }
 
 struct Ctx<'a> {
     env: &'a crate::credentials::Environment,
     sts: &'a reqwest::Url,
     spec: &'a CredentialSpec,
-}
-
-fn missing(field: &str, variable: &str) -> FieldError {
-    FieldError::new(
-        field,
-        format!("missing; set it here or in the environment variable {variable}"),
-    )
 }
 
 impl Ctx<'_> {
@@ -211,49 +190,19 @@ impl Ctx<'_> {
     }
 
     fn oidc(&self, oidc: &OidcSpec) -> Result<OidcPlan, FieldError> {
-        let env = self.env;
-        let role_arn = oidc
-            .role_arn
-            .clone()
-            .or_else(|| env.var(ROLE_ARN))
-            .ok_or_else(|| missing("oidc.role_arn", ROLE_ARN))?;
-        let provider = oidc
-            .provider
-            .clone()
-            .or_else(|| env.var(OIDC_PROVIDER_ARN))
-            .ok_or_else(|| missing("oidc.provider", OIDC_PROVIDER_ARN))?;
-        let (token_file, from) = match &oidc.token_file {
-            Some(f) => (f.clone(), String::new()),
-            None => (
-                env.var(OIDC_TOKEN_FILE)
-                    .map(PathBuf::from)
-                    .ok_or_else(|| missing("oidc.token_file", OIDC_TOKEN_FILE))?,
-                format!(" (named by {OIDC_TOKEN_FILE})"),
-            ),
+        let vars = OidcVariables {
+            role_arn: ROLE_ARN,
+            provider: OIDC_PROVIDER_ARN,
+            token_file: OIDC_TOKEN_FILE,
+            session_name: Some(ROLE_SESSION_NAME),
+            region: None,
         };
-        check_token_file("oidc.token_file", &token_file, &from)?;
-        Ok(OidcPlan {
-            role_arn,
-            provider,
-            token_file,
-            session_name: oidc
-                .session_name
-                .clone()
-                .or_else(|| env.var(ROLE_SESSION_NAME))
-                .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
-            duration: oidc.duration.unwrap_or_else(default_duration),
-            region: String::new(),
-            sts: self.sts.clone(),
-        })
+        resolve_oidc(oidc, self.env, &vars, self.sts, default_duration(), "")
     }
 
     fn instance(&self, name: Option<String>) -> Result<InstancePlan, FieldError> {
-        let endpoint = match &self.spec.metadata_endpoint {
-            Some(e) => endpoint("metadata_endpoint", e)?,
-            None => reqwest::Url::parse(sts::METADATA_ENDPOINT).expect("a valid URL"),
-        };
         Ok(InstancePlan {
-            endpoint,
+            endpoint: metadata_url(self.spec, sts::METADATA_ENDPOINT)?,
             role: name.or_else(|| self.env.var(ECS_METADATA)),
             imds_v1: !self.env.is_true(IMDSV1_DISABLED),
         })
@@ -511,7 +460,7 @@ pub fn fetcher(plan: Plan, wire: Wire) -> Arc<dyn Fetch> {
 
 /// A role assumed with `base`'s credentials.
 pub fn assume_role(plan: AssumeRolePlan, base: CredentialProvider, wire: Wire) -> Arc<dyn Fetch> {
-    Arc::new(AssumeRoleFetch { plan, base, wire })
+    Arc::new(AssumeRoleFetch(AssumedRole { plan, base, wire }))
 }
 
 /// An STS answer: credentials, or an error body.
@@ -643,12 +592,7 @@ impl Fetch for OidcFetch {
         SourceKind::Oidc
     }
     fn describe(&self) -> String {
-        format!(
-            "OIDC role {} (token file {}, STS {})",
-            self.plan.role_arn,
-            self.plan.token_file.display(),
-            self.plan.sts
-        )
+        describe_oidc(&self.plan)
     }
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(async move {
@@ -688,43 +632,24 @@ impl Fetch for OidcFetch {
 
 /// STS `AssumeRole`, signed (V2) with the base credentials.
 #[derive(Debug)]
-struct AssumeRoleFetch {
-    plan: AssumeRolePlan,
-    base: CredentialProvider,
-    wire: Wire,
-}
+struct AssumeRoleFetch(AssumedRole);
 
 impl Fetch for AssumeRoleFetch {
     fn kind(&self) -> SourceKind {
         SourceKind::AssumeRole
     }
     fn describe(&self) -> String {
-        format!(
-            "role {} assumed with {} (STS {})",
-            self.plan.role_arn,
-            self.base.describe(),
-            self.plan.sts
-        )
+        self.0.describe()
     }
     fn kinds(&self) -> Vec<SourceKind> {
-        let mut kinds = self.base.kinds();
-        kinds.push(SourceKind::AssumeRole);
-        kinds
+        self.0.kinds()
     }
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(async move {
             let kind = SourceKind::AssumeRole;
-            let base = self.base.get().await.map_err(|e| {
-                let source = match &e {
-                    crate::credentials::CredentialError::Unavailable { kind, .. } => *kind,
-                    _ => SourceKind::Static,
-                };
-                FetchError::new(
-                    source,
-                    format!("the credentials to assume a role with: {e}"),
-                )
-            })?;
-            let now = self.wire.now();
+            let AssumedRole { plan, wire, .. } = &self.0;
+            let base = self.0.base_credentials().await?;
+            let now = wire.now();
             let nonce = uuid::Uuid::new_v4().simple().to_string();
             let mut query = pairs(&[
                 ("Action", sts::ASSUME_ROLE),
@@ -739,13 +664,13 @@ impl Fetch for AssumeRoleFetch {
             if let Some(token) = &base.token {
                 query.push(("SecurityToken".into(), token.expose().to_string()));
             }
-            let duration = self.plan.duration.as_secs().to_string();
+            let duration = plan.duration.as_secs().to_string();
             let mut form = pairs(&[
-                ("RoleArn", &self.plan.role_arn),
-                ("RoleSessionName", &self.plan.session_name),
+                ("RoleArn", &plan.role_arn),
+                ("RoleSessionName", &plan.session_name),
                 ("DurationSeconds", &duration),
             ]);
-            if let Some(id) = &self.plan.external_id {
+            if let Some(id) = &plan.external_id {
                 form.push(("ExternalId".into(), id.clone()));
             }
             // The signature covers the query and the form alike.
@@ -757,12 +682,9 @@ impl Fetch for AssumeRoleFetch {
             ));
             // The URL carries the signature and any token; `HttpRequest`'s `Debug` and the
             // transport errors never show query values.
-            let request = sts_request(kind, &self.plan.sts, &query, &form)?;
-            let service = format!("STS at {}", self.plan.sts);
-            let answer = self
-                .wire
-                .exchange(kind, &service, request, STS_TIMEOUT)
-                .await?;
+            let request = sts_request(kind, &plan.sts, &query, &form)?;
+            let service = format!("STS at {}", plan.sts);
+            let answer = wire.exchange(kind, &service, request, STS_TIMEOUT).await?;
             let token = base.token.as_ref().map(Secret::expose).unwrap_or_default();
             sts_answer(
                 kind,
@@ -870,34 +792,14 @@ impl Fetch for EcsFetch {
                     let answer = self
                         .read(sts::ROLE_CREDENTIALS_PATH, token.as_ref())
                         .await?;
-                    let text = String::from_utf8_lossy(&answer.body);
-                    let role = text.lines().next().unwrap_or_default().trim().to_string();
-                    match answer.status {
-                        200 if !role.is_empty() => role,
-                        200 | 404 => {
-                            return Err(FetchError::new(
-                                kind,
-                                "no RAM role is attached to this ECS instance",
-                            ));
-                        }
-                        status => {
-                            return Err(FetchError::new(
-                                kind,
-                                format!(
-                                    "{} answered http {status} for the role name",
-                                    self.service()
-                                ),
-                            ));
-                        }
-                    }
+                    metadata_role(
+                        &answer,
+                        &self.service(),
+                        "no RAM role is attached to this ECS instance",
+                        "RAM role",
+                    )?
                 }
             };
-            if role.contains(['/', '?', '#']) || role.contains("..") {
-                return Err(FetchError::new(
-                    kind,
-                    format!("RAM role name {role:?} is not valid"),
-                ));
-            }
             let now = self.wire.now();
             let path = format!("{}{role}", sts::ROLE_CREDENTIALS_PATH);
             let answer = self.read(&path, token.as_ref()).await?;

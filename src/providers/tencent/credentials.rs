@@ -17,12 +17,12 @@ use kcle_cloud::tencent::{sign, sts};
 use serde::Deserialize;
 
 use super::super::credentials::{
-    Answer, AssumeRolePlan, FieldError, InstancePlan, OidcPlan, Plan, Wire, check_token_file,
-    endpoint, home, host_header, parse_ini, read_token, scrub, shape_error, temporary, url,
+    Answer, AssumeRolePlan, AssumedRole, FieldError, InstancePlan, OidcPlan, OidcVariables, Plan,
+    Wire, describe_oidc, endpoint, home, host_header, metadata_role, metadata_url, parse_ini,
+    read_token, resolve_oidc, scrub, shape_error, temporary, url, with_assumed_role,
 };
 use super::super::http::HttpRequest;
 use super::PROFILE;
-use crate::credentials::spec::DEFAULT_SESSION_NAME;
 use crate::credentials::{
     BaseSource, CredentialProvider, CredentialSources, CredentialSpec, Environment, Fetch,
     FetchError, FetchFuture, Issued, OidcSpec, Secret, SourceKind,
@@ -56,13 +56,6 @@ fn default_duration() -> Duration {
     Duration::from_secs(sts::DEFAULT_SESSION_SECS)
 }
 
-fn missing(field: &str, variable: &str) -> FieldError {
-    FieldError::new(
-        field,
-        format!("missing; set it here or in the environment variable {variable}"),
-    )
-}
-
 /// Resolves `spec` (see [`super::super::credentials::resolve`]); `region` is the
 /// account's, the web-identity call's region when neither `oidc.region` nor `TKE_REGION`
 /// gives one.
@@ -86,22 +79,7 @@ pub fn resolve(spec: &CredentialSpec, env: &Environment, region: &str) -> Result
         BaseSource::InstanceRole { name } => Plan::Instance(ctx.instance(name.clone())?),
         BaseSource::Profile { name, file } => ctx.profile(name.as_deref(), file.clone())?,
     };
-    Ok(match &spec.assume_role {
-        None => base,
-        Some(role) => Plan::AssumeRole(
-            Box::new(base),
-            AssumeRolePlan {
-                role_arn: role.role_arn.clone(),
-                session_name: role
-                    .session_name
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
-                duration: role.duration.unwrap_or_else(default_duration),
-                external_id: role.external_id.clone(),
-                sts: sts_url.clone(),
-            },
-        ),
-    })
+    Ok(with_assumed_role(base, spec, &sts_url, default_duration()))
 }
 
 struct Ctx<'a> {
@@ -142,52 +120,26 @@ impl Ctx<'_> {
     }
 
     fn oidc(&self, oidc: &OidcSpec) -> Result<OidcPlan, FieldError> {
-        let env = self.env;
-        let role_arn = oidc
-            .role_arn
-            .clone()
-            .or_else(|| env.var(ROLE_ARN))
-            .ok_or_else(|| missing("oidc.role_arn", ROLE_ARN))?;
-        let provider = oidc
-            .provider
-            .clone()
-            .or_else(|| env.var(PROVIDER_ID))
-            .ok_or_else(|| missing("oidc.provider", PROVIDER_ID))?;
-        let (token_file, from) = match &oidc.token_file {
-            Some(f) => (f.clone(), String::new()),
-            None => (
-                env.var(TOKEN_FILE)
-                    .map(PathBuf::from)
-                    .ok_or_else(|| missing("oidc.token_file", TOKEN_FILE))?,
-                format!(" (named by {TOKEN_FILE})"),
-            ),
+        let vars = OidcVariables {
+            role_arn: ROLE_ARN,
+            provider: PROVIDER_ID,
+            token_file: TOKEN_FILE,
+            session_name: None,
+            region: Some(REGION),
         };
-        check_token_file("oidc.token_file", &token_file, &from)?;
-        Ok(OidcPlan {
-            role_arn,
-            provider,
-            token_file,
-            session_name: oidc
-                .session_name
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
-            duration: oidc.duration.unwrap_or_else(default_duration),
-            region: oidc
-                .region
-                .clone()
-                .or_else(|| env.var(REGION))
-                .unwrap_or_else(|| self.region.to_string()),
-            sts: self.sts.clone(),
-        })
+        resolve_oidc(
+            oidc,
+            self.env,
+            &vars,
+            self.sts,
+            default_duration(),
+            self.region,
+        )
     }
 
     fn instance(&self, name: Option<String>) -> Result<InstancePlan, FieldError> {
-        let endpoint = match &self.spec.metadata_endpoint {
-            Some(e) => endpoint("metadata_endpoint", e)?,
-            None => reqwest::Url::parse(sts::METADATA_ENDPOINT).expect("a valid URL"),
-        };
         Ok(InstancePlan {
-            endpoint,
+            endpoint: metadata_url(self.spec, sts::METADATA_ENDPOINT)?,
             role: name,
             imds_v1: true,
         })
@@ -246,7 +198,7 @@ pub fn fetcher(plan: Plan, wire: Wire) -> Arc<dyn Fetch> {
 
 /// A role assumed with `base`'s credentials.
 pub fn assume_role(plan: AssumeRolePlan, base: CredentialProvider, wire: Wire) -> Arc<dyn Fetch> {
-    Arc::new(AssumeRoleFetch { plan, base, wire })
+    Arc::new(AssumeRoleFetch(AssumedRole { plan, base, wire }))
 }
 
 #[derive(Deserialize)]
@@ -379,12 +331,7 @@ impl Fetch for WebIdentityFetch {
         SourceKind::Oidc
     }
     fn describe(&self) -> String {
-        format!(
-            "OIDC role {} (token file {}, STS {})",
-            self.plan.role_arn,
-            self.plan.token_file.display(),
-            self.plan.sts
-        )
+        describe_oidc(&self.plan)
     }
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(async move {
@@ -430,55 +377,36 @@ impl Fetch for WebIdentityFetch {
 
 /// STS `AssumeRole`, TC3-signed with the base credentials.
 #[derive(Debug)]
-struct AssumeRoleFetch {
-    plan: AssumeRolePlan,
-    base: CredentialProvider,
-    wire: Wire,
-}
+struct AssumeRoleFetch(AssumedRole);
 
 impl Fetch for AssumeRoleFetch {
     fn kind(&self) -> SourceKind {
         SourceKind::AssumeRole
     }
     fn describe(&self) -> String {
-        format!(
-            "role {} assumed with {} (STS {})",
-            self.plan.role_arn,
-            self.base.describe(),
-            self.plan.sts
-        )
+        self.0.describe()
     }
     fn kinds(&self) -> Vec<SourceKind> {
-        let mut kinds = self.base.kinds();
-        kinds.push(SourceKind::AssumeRole);
-        kinds
+        self.0.kinds()
     }
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(async move {
             let kind = SourceKind::AssumeRole;
             let action = sts::ASSUME_ROLE;
-            let base = self.base.get().await.map_err(|e| {
-                let source = match &e {
-                    crate::credentials::CredentialError::Unavailable { kind, .. } => *kind,
-                    _ => SourceKind::Static,
-                };
-                FetchError::new(
-                    source,
-                    format!("the credentials to assume a role with: {e}"),
-                )
-            })?;
-            let now = self.wire.now();
+            let AssumedRole { plan, wire, .. } = &self.0;
+            let base = self.0.base_credentials().await?;
+            let now = wire.now();
             let timestamp = unix_secs(now);
             let mut body = serde_json::json!({
-                "RoleArn": self.plan.role_arn,
-                "RoleSessionName": self.plan.session_name,
-                "DurationSeconds": self.plan.duration.as_secs(),
+                "RoleArn": plan.role_arn,
+                "RoleSessionName": plan.session_name,
+                "DurationSeconds": plan.duration.as_secs(),
             });
-            if let Some(id) = &self.plan.external_id {
+            if let Some(id) = &plan.external_id {
                 body["ExternalId"] = id.clone().into();
             }
             let payload = body.to_string().into_bytes();
-            let host = host_header(&self.plan.sts);
+            let host = host_header(&plan.sts);
             let signed = sign::sign(
                 &sign::Request {
                     method: "POST",
@@ -492,7 +420,7 @@ impl Fetch for AssumeRoleFetch {
             )
             .map_err(|e| FetchError::new(kind, format!("cannot sign: {e}")))?;
             let request = sts_request(
-                &self.plan.sts,
+                &plan.sts,
                 action,
                 sts::ASSUME_ROLE_REGION,
                 timestamp,
@@ -501,18 +429,15 @@ impl Fetch for AssumeRoleFetch {
                 base.token.as_ref(),
             )
             .map_err(|e| FetchError::new(kind, e.to_string()))?;
-            let service = format!("STS at {}", self.plan.sts);
-            let answer = self
-                .wire
-                .exchange(kind, &service, request, STS_TIMEOUT)
-                .await?;
+            let service = format!("STS at {}", plan.sts);
+            let answer = wire.exchange(kind, &service, request, STS_TIMEOUT).await?;
             let token = base.token.as_ref().map(Secret::expose).unwrap_or_default();
             sts_answer(
                 kind,
                 action,
                 answer,
                 now,
-                self.plan.duration.mul_f64(0.9),
+                plan.duration.mul_f64(0.9),
                 &[base.secret.expose(), token],
             )
         })
@@ -580,34 +505,14 @@ impl Fetch for CvmFetch {
                             ),
                         )
                     })?;
-                    let text = String::from_utf8_lossy(&answer.body);
-                    let role = text.lines().next().unwrap_or_default().trim().to_string();
-                    match answer.status {
-                        200 if !role.is_empty() => role,
-                        200 | 404 => {
-                            return Err(FetchError::new(
-                                kind,
-                                "no CAM role is bound to this CVM instance",
-                            ));
-                        }
-                        status => {
-                            return Err(FetchError::new(
-                                kind,
-                                format!(
-                                    "{} answered http {status} for the role name",
-                                    self.service()
-                                ),
-                            ));
-                        }
-                    }
+                    metadata_role(
+                        &answer,
+                        &self.service(),
+                        "no CAM role is bound to this CVM instance",
+                        "CAM role",
+                    )?
                 }
             };
-            if role.contains(['/', '?', '#']) || role.contains("..") {
-                return Err(FetchError::new(
-                    kind,
-                    format!("CAM role name {role:?} is not valid"),
-                ));
-            }
             let now = self.wire.now();
             let answer = self
                 .read(&format!("{}{role}", sts::ROLE_CREDENTIALS_PATH))

@@ -307,14 +307,16 @@ pub fn account_credentials(
             .into(),
     };
     let spec = account.credential_spec();
-    providers::credentials::credential_provider(account.cloud, &spec, &deps).unwrap_or_else(|e| {
-        tracing::error!(account = %account.name, error = %e, "the credentials of this account cannot be used; its polls fail");
-        providers::credentials::unusable(
-            SourceKind::Static,
-            format!("credentials.{e}"),
-            &deps,
-        )
-    })
+    match providers::credentials::credential_provider(account.cloud, &spec, &deps) {
+        Ok(provider) => {
+            tracing::info!(account = %account.name, source = %provider.describe(), "credentials");
+            provider
+        }
+        Err(e) => {
+            tracing::error!(account = %account.name, error = %e, "the credentials of this account cannot be used; its polls fail");
+            providers::credentials::unusable(SourceKind::Static, format!("credentials.{e}"), &deps)
+        }
+    }
 }
 
 /// Turns the configured accounts, instances and groups into a polling plan: one read-only

@@ -181,3 +181,226 @@ fn credentials(call: &Call<'_>, role: &str, session: &str, duration: Duration) -
     });
     (SimResponse::json(200, &body), "ok".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimSettings;
+    use crate::identity::{
+        ALIBABA_CROSS_ACCOUNT_ROLE, ALIBABA_OIDC_PROVIDER, ALIBABA_ROLE, CROSS_ACCOUNT_EXTERNAL_ID,
+    };
+    use crate::world::World;
+    use serde_json::Value;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn state() -> SimState {
+        SimState::new(
+            SimSettings::default(),
+            World::default(),
+            kcle_clock::Clock::virtual_at_unix(NOW),
+        )
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// `credentials-go`'s form: protocol parameters in the query, the rest in a form body.
+    fn oidc(token: &str, tweak: &[(&str, &str)]) -> RawRequest {
+        let ts = sign::timestamp(NOW as i64).unwrap();
+        let query = pairs(&[
+            ("Action", sts::ASSUME_ROLE_WITH_OIDC),
+            ("Format", "JSON"),
+            ("Version", sts::STS_API_VERSION),
+            ("Timestamp", &ts),
+        ]);
+        let mut form = vec![
+            ("RoleArn", ALIBABA_ROLE),
+            ("OIDCProviderArn", ALIBABA_OIDC_PROVIDER),
+            ("OIDCToken", token),
+            ("RoleSessionName", "test"),
+            ("DurationSeconds", "900"),
+        ];
+        for (k, v) in tweak {
+            form.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                form.push((k, v));
+            }
+        }
+        RawRequest {
+            method: "POST".into(),
+            path_and_query: format!("/?{}", sign::canonicalized_query(&query)),
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            body: sign::canonicalized_query(&pairs(&form)),
+        }
+    }
+
+    fn answer(r: &SimResponse) -> Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn code(r: &SimResponse) -> (u16, String) {
+        (
+            r.status,
+            answer(r)["Code"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    #[test]
+    fn oidc_tokens_are_exchanged_for_keys_that_expire_with_the_session() {
+        let s = state();
+        let token = s.mint_oidc_token(Cloud::Alibaba, Duration::from_secs(3600));
+        let r = handle(&s, &oidc(&token, &[]));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let c = &answer(&r)["Credentials"];
+        let id = c["AccessKeyId"].as_str().unwrap();
+        assert!(id.starts_with("STS."));
+        assert_eq!(c["Expiration"], "2023-11-14T22:28:20Z");
+        assert!(s.key(Cloud::Alibaba, id).is_some() && !s.key_expired(Cloud::Alibaba, id));
+        // The token is never logged.
+        let logged = &s.requests()[0];
+        assert_eq!(logged.params["OIDCToken"], "[redacted]");
+        assert_eq!(logged.outcome, "ok");
+    }
+
+    #[test]
+    fn oidc_refusals_use_the_documented_codes() {
+        let s = state();
+        let good = s.mint_oidc_token(Cloud::Alibaba, Duration::from_secs(600));
+        let tencent = s.mint_oidc_token(Cloud::Tencent, Duration::from_secs(600));
+        let expired = crate::identity::mint_token(
+            kcle_cloud::alibaba::sts::OIDC_AUDIENCE,
+            NOW as i64 - 7200,
+            Duration::from_secs(600),
+        );
+        let cases: Vec<(RawRequest, (u16, &str))> = vec![
+            (
+                oidc(&expired, &[]),
+                (400, "AuthenticationFail.OIDCToken.Expired"),
+            ),
+            (
+                oidc("not.a.jwt", &[]),
+                (400, "AuthenticationFail.OIDCToken.Invalid"),
+            ),
+            (
+                oidc(&tencent, &[]),
+                (400, "AuthenticationFail.OIDCToken.AudienceNotMatch"),
+            ),
+            (
+                oidc(
+                    &good,
+                    &[("OIDCProviderArn", "acs:ram::1:oidc-provider/other")],
+                ),
+                (403, "AuthenticationFail.NoPermission"),
+            ),
+            (
+                oidc(&good, &[("RoleArn", "acs:ram::1:role/missing")]),
+                (404, "EntityNotExist.Role"),
+            ),
+            (
+                oidc(&good, &[("RoleArn", ALIBABA_CROSS_ACCOUNT_ROLE)]),
+                (403, "AuthenticationFail.NoPermission"),
+            ),
+            (
+                oidc(&good, &[("DurationSeconds", "600")]),
+                (400, "InvalidParameter.DurationSeconds"),
+            ),
+            (
+                oidc(&good, &[("RoleSessionName", "a b")]),
+                (400, "InvalidParameter.RoleSessionName"),
+            ),
+            (oidc(&good, &[("OIDCToken", "")]), (400, "MissingParameter")),
+        ];
+        for (i, (req, want)) in cases.iter().enumerate() {
+            let r = handle(&s, req);
+            assert_eq!(code(&r), (want.0, want.1.to_string()), "case {i}");
+        }
+    }
+
+    /// `alibabacloud-credentials`' form: a `GET` with everything in the query.
+    #[test]
+    fn the_python_librarys_get_form_is_served_too() {
+        let s = state();
+        let token = s.mint_oidc_token(Cloud::Alibaba, Duration::from_secs(600));
+        let mut req = oidc(&token, &[]);
+        let mut all = req.query_pairs().unwrap();
+        all.extend(pairs(&[
+            ("RoleArn", ALIBABA_ROLE),
+            ("OIDCProviderArn", ALIBABA_OIDC_PROVIDER),
+            ("OIDCToken", &token),
+            ("RoleSessionName", "py"),
+        ]));
+        req.method = "GET".into();
+        req.path_and_query = format!("/?{}", sign::canonicalized_query(&all));
+        req.body.clear();
+        req.headers.clear();
+        assert_eq!(handle(&s, &req).status, 200);
+    }
+
+    /// `AssumeRole` goes through the same signature checks as alikafka; an unsigned one is
+    /// refused, a signed one with the role's external id answered.
+    #[test]
+    fn assume_role_is_signed_and_checks_the_external_id() {
+        let s = state();
+        let key = SimSettings::default().alibaba_keys[0].clone();
+        let signed = |external: &str, nonce: &str| {
+            let ts = sign::timestamp(NOW as i64).unwrap();
+            let query = pairs(&[
+                ("Action", sts::ASSUME_ROLE),
+                ("Format", "JSON"),
+                ("Version", sts::STS_API_VERSION),
+                ("Timestamp", &ts),
+                ("SignatureMethod", sign::V2_SIGNATURE_METHOD),
+                ("SignatureVersion", sign::V2_SIGNATURE_VERSION),
+                ("SignatureNonce", nonce),
+                ("AccessKeyId", &key.id),
+            ]);
+            let form = pairs(&[
+                ("RoleArn", ALIBABA_CROSS_ACCOUNT_ROLE),
+                ("RoleSessionName", "x-account"),
+                ("ExternalId", external),
+            ]);
+            let all: Vec<_> = query.iter().chain(&form).cloned().collect();
+            let sig = sign::v2_signature(
+                &key.secret,
+                &sign::v2_string_to_sign("POST", &sign::canonicalized_query(&all)),
+            );
+            RawRequest {
+                method: "POST".into(),
+                path_and_query: format!(
+                    "/?{}&Signature={}",
+                    sign::canonicalized_query(&query),
+                    sign::percent_encode(&sig)
+                ),
+                headers: vec![(
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                )],
+                body: sign::canonicalized_query(&form),
+            }
+        };
+        let r = handle(&s, &signed(CROSS_ACCOUNT_EXTERNAL_ID, "n1"));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            code(&handle(&s, &signed("wrong", "n2"))),
+            (403, "NoPermission".into())
+        );
+        let mut unsigned = signed(CROSS_ACCOUNT_EXTERNAL_ID, "n3");
+        unsigned.path_and_query = unsigned
+            .path_and_query
+            .split("&Signature=")
+            .next()
+            .unwrap()
+            .into();
+        assert_eq!(code(&handle(&s, &unsigned)).1, "IncompleteSignature");
+        let mut tampered = signed(CROSS_ACCOUNT_EXTERNAL_ID, "n4");
+        tampered.body = tampered.body.replace("x-account", "y-account");
+        assert_eq!(code(&handle(&s, &tampered)).1, "SignatureDoesNotMatch");
+    }
+}

@@ -192,3 +192,108 @@ fn cvm(state: &SimState, req: &RawRequest) -> SimResponse {
         _ => text(404, "not found"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimSettings;
+    use crate::identity::INSTANCE_ROLE;
+    use crate::world::World;
+
+    fn state(mode: ImdsMode) -> SimState {
+        let mut settings = SimSettings::default();
+        settings.identity.imds = mode;
+        SimState::new(
+            settings,
+            World::default(),
+            kcle_clock::Clock::virtual_at_unix(1_700_000_000),
+        )
+    }
+
+    fn req(method: &str, path: &str, headers: &[(&str, &str)]) -> RawRequest {
+        RawRequest {
+            method: method.into(),
+            path_and_query: path.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: String::new(),
+        }
+    }
+
+    const ROLES: &str = "/latest/meta-data/ram/security-credentials/";
+
+    #[test]
+    fn ecs_imdsv2_tokens_in_every_mode() {
+        let s = state(ImdsMode::Required);
+        let put = |ttl: &str| {
+            alibaba(
+                &s,
+                &req(
+                    "PUT",
+                    "/latest/api/token",
+                    &[("x-aliyun-ecs-metadata-token-ttl-seconds", ttl)],
+                ),
+            )
+        };
+        assert_eq!(put("0").status, 400);
+        assert_eq!(put("21601").status, 400);
+        let token = String::from_utf8(put("21600").body).unwrap();
+        fn with(t: &str) -> [(&'static str, &str); 1] {
+            [("x-aliyun-ecs-metadata-token", t)]
+        }
+        assert_eq!(
+            alibaba(&s, &req("GET", ROLES, &[])).status,
+            403,
+            "token required"
+        );
+        assert_eq!(alibaba(&s, &req("GET", ROLES, &with("forged"))).status, 401);
+        let role = alibaba(&s, &req("GET", ROLES, &with(&token)));
+        assert_eq!(String::from_utf8(role.body).unwrap(), INSTANCE_ROLE);
+        let creds = alibaba(
+            &s,
+            &req("GET", &format!("{ROLES}{INSTANCE_ROLE}"), &with(&token)),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&creds.body).unwrap();
+        assert_eq!(v["Code"], "Success");
+        assert!(v["AccessKeyId"].as_str().unwrap().starts_with("STS."));
+        assert_eq!(
+            alibaba(&s, &req("GET", &format!("{ROLES}OtherRole"), &with(&token))).status,
+            404
+        );
+        let s = state(ImdsMode::Unsupported);
+        assert_eq!(
+            alibaba(&s, &req("PUT", "/latest/api/token", &[])).status,
+            404
+        );
+        assert_eq!(alibaba(&s, &req("GET", ROLES, &[])).status, 200, "IMDSv1");
+    }
+
+    #[test]
+    fn cvm_roles_and_credentials() {
+        let s = state(ImdsMode::Optional);
+        let path = "/latest/meta-data/cam/security-credentials/";
+        assert_eq!(
+            String::from_utf8(tencent(&s, &req("GET", path, &[])).body).unwrap(),
+            INSTANCE_ROLE
+        );
+        let r = tencent(&s, &req("GET", &format!("{path}{INSTANCE_ROLE}"), &[]));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["Code"], "Success");
+        assert_eq!(v["ExpiredTime"], 1_700_000_000 + 6 * 3600);
+        assert!(v["Token"].as_str().is_some_and(|t| !t.is_empty()));
+        let mut settings = SimSettings::default();
+        settings.identity.tencent.instance_role = None;
+        let s = SimState::new(
+            settings,
+            World::default(),
+            kcle_clock::Clock::virtual_at_unix(1_700_000_000),
+        );
+        assert_eq!(
+            tencent(&s, &req("GET", path, &[])).status,
+            404,
+            "no role bound"
+        );
+    }
+}

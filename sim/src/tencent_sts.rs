@@ -237,3 +237,122 @@ fn operate(
         Err(f) => (error_response(&f, request_id), f.code),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimSettings;
+    use crate::identity::{TENCENT_OIDC_PROVIDER, TENCENT_ROLE};
+    use crate::world::World;
+    use kcle_cloud::tencent::sign;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn state() -> SimState {
+        SimState::new(
+            SimSettings::default(),
+            World::default(),
+            kcle_clock::Clock::virtual_at_unix(NOW as u64),
+        )
+    }
+
+    fn request(action: &str, body: &Value, authorization: Option<&str>) -> RawRequest {
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("host".to_string(), "sts.tencentcloudapi.com".to_string()),
+            ("x-tc-action".to_string(), action.to_string()),
+            ("x-tc-version".to_string(), sts::STS_API_VERSION.to_string()),
+            ("x-tc-region".to_string(), "ap-guangzhou".to_string()),
+            ("x-tc-timestamp".to_string(), NOW.to_string()),
+        ];
+        if let Some(a) = authorization {
+            headers.push(("authorization".into(), a.into()));
+        }
+        RawRequest {
+            method: "POST".into(),
+            path_and_query: "/".into(),
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    fn code(r: &SimResponse) -> String {
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        v["Response"]["Error"]["Code"]
+            .as_str()
+            .unwrap_or("ok")
+            .to_string()
+    }
+
+    #[test]
+    fn web_identity_is_unsigned_and_checks_the_token() {
+        let s = state();
+        let token = s.mint_oidc_token(Cloud::Tencent, Duration::from_secs(600));
+        let body = |token: &str, duration: u64| {
+            json!({"ProviderId": TENCENT_OIDC_PROVIDER, "WebIdentityToken": token,
+                   "RoleArn": TENCENT_ROLE, "RoleSessionName": "t", "DurationSeconds": duration})
+        };
+        let action = sts::ASSUME_ROLE_WITH_WEB_IDENTITY;
+        let ok = handle(&s, &request(action, &body(&token, 900), Some("SKIP")));
+        assert_eq!(code(&ok), "ok");
+        let v: Value = serde_json::from_slice(&ok.body).unwrap();
+        assert_eq!(v["Response"]["ExpiredTime"], NOW + 900);
+        assert_eq!(s.requests()[0].params["WebIdentityToken"], "[redacted]");
+        let cases = [
+            (
+                request(action, &body(&token, 900), None),
+                "AuthFailure.InvalidAuthorization",
+            ),
+            (
+                request(action, &body("forged", 900), Some("SKIP")),
+                "InvalidParameter.WebIdentityTokenError",
+            ),
+            (
+                request(action, &body(&token, 43_201), Some("SKIP")),
+                "InvalidParameter.OverTimeError",
+            ),
+            (
+                request("AssumeRoleWithSAML", &body(&token, 900), Some("SKIP")),
+                "InvalidAction",
+            ),
+        ];
+        for (req, want) in cases {
+            assert_eq!(code(&handle(&s, &req)), want);
+        }
+    }
+
+    #[test]
+    fn assume_role_is_tc3_signed_for_sts() {
+        let s = state();
+        let key = SimSettings::default().tencent_keys[0].clone();
+        let body = json!({"RoleArn": TENCENT_ROLE, "RoleSessionName": "t", "DurationSeconds": 900});
+        let signed = |service: &str| {
+            let payload = body.to_string();
+            let sig = sign::sign(
+                &sign::Request {
+                    method: "POST",
+                    headers: &[
+                        ("content-type", "application/json"),
+                        ("host", "sts.tencentcloudapi.com"),
+                    ],
+                    payload: payload.as_bytes(),
+                    timestamp: NOW,
+                    service,
+                },
+                &key.id,
+                &key.secret,
+            )
+            .unwrap();
+            request(sts::ASSUME_ROLE, &body, Some(&sig.authorization))
+        };
+        assert_eq!(code(&handle(&s, &signed("sts"))), "ok");
+        assert_eq!(
+            code(&handle(&s, &signed("ckafka"))),
+            "AuthFailure.InvalidAuthorization"
+        );
+        assert_eq!(
+            code(&handle(&s, &request(sts::ASSUME_ROLE, &body, Some("SKIP")))),
+            "AuthFailure.InvalidAuthorization"
+        );
+    }
+}

@@ -1034,6 +1034,14 @@ fn check_session_name(field: &str, name: Option<&str>) -> Result<(), (String, St
 fn check_base_url(value: &str) -> Result<(), String> {
     let url = reqwest::Url::parse(value)
         .map_err(|e| format!("{value:?} is not a URL ({e}); expected e.g. \"https://sts-vpc.cn-hangzhou.aliyuncs.com\""))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // A user or password in the URL is a secret in the configuration (and would be in
+        // every message naming the endpoint): refused without repeating it.
+        return Err(
+            "the URL carries a user or password; give the base URL only (scheme, host, optional port)"
+                .into(),
+        );
+    }
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
             "{value:?} must be an http or https URL with a host"
@@ -1466,6 +1474,13 @@ accounts:
         // Tencent accepts sessions up to 12 h, Alibaba from 15 min.
         let short = yaml.replace("duration: 2h", "duration: 1m");
         assert!(check(&short).is_ok());
+        let userinfo = yaml.replace("https://sts.internal", "https://user:pw@sts.internal");
+        let err = check(&userinfo).unwrap_err();
+        assert!(
+            err.contains("accounts[1].credentials.sts_endpoint"),
+            "{err}"
+        );
+        assert!(!err.contains("pw@"), "the URL is not repeated: {err}");
         let long = yaml.replace("duration: 2h", "duration: 13h");
         let err = check(&long).unwrap_err();
         assert!(

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod accuracy;
+pub mod creds;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -59,6 +59,12 @@ pub struct Cli {
     )]
     pub telemetry_path: String,
 
+    /// Benchmark aid for bench/run.sh, not for production: `POST PATH` captures the
+    /// exposition and `GET PATH` serves that capture from a prebuilt buffer, the floor a
+    /// scrape is measured against. Daemon only.
+    #[arg(long = "web.bench-floor-path", value_name = "PATH", hide = true)]
+    pub bench_floor_path: Option<String>,
+
     /// Only log messages of this level or more severe.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true, help_heading = "Global options")]
     pub log_level: LogLevel,
@@ -151,6 +157,10 @@ pub struct SimulatorArgs {
     /// JSON to FILE, for independent signature checks.
     #[arg(long = "dump-requests", value_name = "FILE")]
     pub dump_requests: Option<PathBuf>,
+    /// A fixed world instead of the size flags: `bench-100k` is the benchmark scenario of
+    /// bench/run.sh (2,000 groups, 100,000 partitions, long names, 30 ms latency).
+    #[arg(long, value_enum, conflicts_with_all = ["instances", "groups", "topics", "partitions", "names"])]
+    pub scenario: Option<Scenario>,
     /// Kafka instances per cloud.
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
@@ -163,6 +173,14 @@ pub struct SimulatorArgs {
     /// Partitions per topic.
     #[arg(long, default_value_t = 3)]
     pub partitions: usize,
+    /// Group and topic names: short (`group-0001`) or long (20 to 40 characters, like
+    /// production names).
+    #[arg(long, value_enum, default_value_t = Names::Short)]
+    pub names: Names,
+    /// Time added to every answer, like a real cloud's round trip (default 0, or the
+    /// scenario's).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub latency: Option<std::time::Duration>,
     /// Seed of the generated world and of random faults.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -182,6 +200,22 @@ pub struct SimulatorArgs {
     /// Poll interval written into the generated configuration.
     #[arg(long = "poll-interval", value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub poll_interval: std::time::Duration,
+}
+
+/// The fixed worlds of `simulator --scenario`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// 2,000 consumer groups (10 instances × 100 groups per cloud) × 5 topics × 10
+    /// partitions, names of 20 to 40 characters, 30 ms latency: bench/run.sh's world.
+    #[value(name = "bench-100k")]
+    Bench100k,
+}
+
+/// Naming of the simulator's generated groups and topics.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Names {
+    Short,
+    Long,
 }
 
 /// Options of `reset-offsets`: where, which partitions, which target (exactly one), and
@@ -394,6 +428,28 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "demo", "--faults", "2"]).is_err());
         let cli = Cli::try_parse_from(["x", "demo", "--web.config.file", "web.yml"]).unwrap();
         assert_eq!(cli.web_config_file.unwrap(), PathBuf::from("web.yml"));
+    }
+
+    #[test]
+    fn simulator_scenario_excludes_the_size_flags() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["x", "simulator"];
+            argv.extend(extra);
+            Cli::try_parse_from(argv).map(|c| match c.command {
+                Some(Command::Simulator(args)) => args,
+                other => panic!("parsed as {other:?}"),
+            })
+        };
+        let args = parse(&["--scenario", "bench-100k", "--latency", "5ms"]).unwrap();
+        assert_eq!(args.scenario, Some(Scenario::Bench100k));
+        assert_eq!(args.latency, Some(std::time::Duration::from_millis(5)));
+        let err = parse(&["--scenario", "bench-100k", "--groups", "5"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let args = parse(&["--names", "long", "--groups", "5"]).unwrap();
+        assert_eq!(
+            (args.names, args.groups, args.latency),
+            (Names::Long, 5, None)
+        );
     }
 
     fn reset(extra: &[&str]) -> Result<ResetArgs, clap::Error> {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use kcle_clock::Clock;
 use tokio::net::TcpListener;
@@ -64,6 +64,8 @@ pub struct Exporter {
     /// Where reloads read the configuration from (`None`: reloads are refused).
     config_path: Option<PathBuf>,
     reloading: Mutex<()>,
+    /// Where the benchmark aid is served, if anywhere (`--web.bench-floor-path`).
+    bench_floor_path: OnceLock<String>,
 }
 
 impl Exporter {
@@ -91,6 +93,7 @@ impl Exporter {
             scheduler,
             config_path,
             reloading: Mutex::new(()),
+            bench_floor_path: OnceLock::new(),
         })
     }
 
@@ -153,6 +156,11 @@ impl Exporter {
         }
     }
 
+    /// Serves the benchmark aid ([`web::BenchFloor`]) at `path`; call before `run`.
+    pub fn enable_bench_floor(&self, path: &str) {
+        let _ = self.bench_floor_path.set(path.to_string());
+    }
+
     /// What the HTTP handlers need; `web` is the web configuration (`--web.config.file`).
     pub fn server_state(
         self: &Arc<Self>,
@@ -164,6 +172,7 @@ impl Exporter {
             telemetry_path: telemetry_path.to_string(),
             web: web.map(WebProtection::new),
             clock: self.clock().clone(),
+            bench_floor: self.bench_floor_path.get().map(|p| web::BenchFloor::new(p)),
         })
     }
 

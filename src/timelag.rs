@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use kcle_clock::unix_millis;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::model::{Cloud, GroupProgress, TimeLag, TimeLagMethod};
 
@@ -48,8 +49,9 @@ pub const STATE_FILE: &str = "timelag.json.gz";
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     base_ms: i64,
-    times: Vec<u32>,
-    ends: Vec<i64>,
+    /// The first point is kept inline: a partition seen once needs no heap.
+    times: SmallVec<[u32; 1]>,
+    ends: SmallVec<[i64; 1]>,
 }
 
 impl History {
@@ -80,10 +82,12 @@ impl History {
         if self.ends.is_empty() {
             self.base_ms = at_ms;
         }
-        if self.ends.capacity() == 0 {
-            // Exactly the cap, so that a full history wastes no heap.
-            self.times.reserve_exact(MAX_POINTS + 1);
-            self.ends.reserve_exact(MAX_POINTS + 1);
+        if self.ends.len() == self.ends.capacity() {
+            // One point at a time: a history holds what it has seen (one point after the
+            // first round, two for an idle partition), never more than the cap, and a
+            // full one wastes no heap.
+            self.times.reserve_exact(1);
+            self.ends.reserve_exact(1);
         }
         self.times.push((at_ms - self.base_ms) as u32);
         self.ends.push(log_end);
@@ -171,7 +175,11 @@ impl History {
 
     /// Bytes this history holds on the heap.
     fn heap_bytes(&self) -> usize {
-        self.times.capacity() * 4 + self.ends.capacity() * 8
+        let heap = |capacity: usize, spilled: bool, size: usize| {
+            if spilled { capacity * size } else { 0 }
+        };
+        heap(self.times.capacity(), self.times.spilled(), 4)
+            + heap(self.ends.capacity(), self.ends.spilled(), 8)
     }
 }
 
@@ -238,7 +246,8 @@ struct Commit {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct PartitionState {
     history: History,
-    commits: Vec<Commit>,
+    /// Usually one group reads a partition: its commit is kept inline, not on the heap.
+    commits: SmallVec<[Commit; 1]>,
     seen_ms: i64,
 }
 
@@ -284,36 +293,99 @@ pub enum StateError {
     Foreign { path: String, reason: String },
 }
 
+/// A partition's state with its number, in a topic's list sorted by number.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Tracked {
+    partition: i32,
+    state: PartitionState,
+}
+
+/// The partitions of one instance's topics, by topic name.
+type Topics = HashMap<Arc<str>, Vec<Tracked>>;
+
 /// Offset histories of every partition seen, and the estimator over them.
+///
+/// Kept by cloud, instance and topic, then in a list sorted by partition number and sized
+/// exactly: at 100,000 partitions a hash table per partition would cost a key of two
+/// names and a third of its buckets spare for every partition (and a copy while it grows).
 #[derive(Debug, Default)]
 pub struct Estimator {
-    partitions: HashMap<PartitionKey, PartitionState>,
-    /// Interned topic names, so that the keys of a topic's partitions share one string.
-    topics: std::collections::HashSet<Arc<str>>,
+    clouds: HashMap<Cloud, HashMap<Arc<str>, Topics>>,
+}
+
+/// The list of `topic`'s partitions, created (sized for `partitions`) when first seen.
+fn topic_list<'a>(topics: &'a mut Topics, topic: &str, partitions: usize) -> &'a mut Vec<Tracked> {
+    if !topics.contains_key(topic) {
+        topics.insert(topic.into(), Vec::with_capacity(partitions.max(1)));
+    }
+    topics.get_mut(topic).expect("inserted above")
+}
+
+/// The state of `partition` in a topic's list, created when first seen.
+fn partition_state(list: &mut Vec<Tracked>, partition: i32) -> &mut PartitionState {
+    let i = match list.binary_search_by_key(&partition, |t| t.partition) {
+        Ok(i) => i,
+        Err(i) => {
+            list.reserve_exact(1);
+            list.insert(
+                i,
+                Tracked {
+                    partition,
+                    state: PartitionState::default(),
+                },
+            );
+            i
+        }
+    };
+    &mut list[i].state
 }
 
 impl Estimator {
-    fn key(
+    /// The topics of an instance, created when first seen.
+    fn topics_mut(&mut self, cloud: Cloud, instance: &Arc<str>) -> &mut Topics {
+        let instances = self.clouds.entry(cloud).or_default();
+        if !instances.contains_key(&**instance) {
+            instances.insert(instance.clone(), Topics::default());
+        }
+        instances.get_mut(&**instance).expect("inserted above")
+    }
+
+    /// The state of a partition, if it was seen.
+    fn state(
         &mut self,
         cloud: Cloud,
-        instance: &Arc<str>,
+        instance: &str,
         topic: &str,
         partition: i32,
-    ) -> PartitionKey {
-        let topic = match self.topics.get(topic) {
-            Some(t) => t.clone(),
-            None => {
-                let t: Arc<str> = topic.into();
-                self.topics.insert(t.clone());
-                t
-            }
-        };
-        PartitionKey {
-            cloud,
-            instance: instance.clone(),
-            topic,
-            partition,
-        }
+    ) -> Option<&mut PartitionState> {
+        let list = self
+            .clouds
+            .get_mut(&cloud)?
+            .get_mut(instance)?
+            .get_mut(topic)?;
+        let i = list
+            .binary_search_by_key(&partition, |t| t.partition)
+            .ok()?;
+        Some(&mut list[i].state)
+    }
+
+    /// Every partition with its key, in no particular order.
+    fn all(&self) -> impl Iterator<Item = (PartitionKey, &PartitionState)> + '_ {
+        self.clouds.iter().flat_map(|(cloud, instances)| {
+            instances.iter().flat_map(move |(instance, topics)| {
+                topics.iter().flat_map(move |(topic, list)| {
+                    list.iter().map(move |t| {
+                        let key = PartitionKey {
+                            cloud: *cloud,
+                            instance: instance.clone(),
+                            topic: topic.clone(),
+                            partition: t.partition,
+                        };
+                        (key, &t.state)
+                    })
+                })
+            })
+        })
     }
 
     /// Records the poll's log-end offsets and fills in the time lag of every partition
@@ -327,10 +399,11 @@ impl Estimator {
         at: SystemTime,
     ) {
         let at_ms = unix_millis(at);
+        let topics = self.topics_mut(cloud, instance);
         for topic in &mut progress.topics {
+            let list = topic_list(topics, &topic.topic, topic.partitions.len());
             for p in &mut topic.partitions {
-                let key = self.key(cloud, instance, &topic.topic, p.partition);
-                let state = self.partitions.entry(key).or_default();
+                let state = partition_state(list, p.partition);
                 state.seen_ms = at_ms;
                 state.history.observe(at_ms, p.log_end);
                 p.time_lag = match p.committed {
@@ -358,8 +431,7 @@ impl Estimator {
         offset: i64,
         produced_ms: Option<i64>,
     ) {
-        let key = self.key(cloud, instance, topic, partition);
-        if let Some(state) = self.partitions.get_mut(&key) {
+        if let Some(state) = self.state(cloud, instance, topic, partition) {
             for c in state.commits.iter_mut().filter(|c| c.offset == offset) {
                 c.probed_ms = produced_ms;
                 c.probe_tried = true;
@@ -370,12 +442,15 @@ impl Estimator {
     /// Up to `n` partitions of `instance` worth probing, most uncertain first (an open
     /// bracket before a wide one), then largest lag; offsets already probed are skipped.
     pub fn probe_candidates(&self, cloud: Cloud, instance: &str, n: usize) -> Vec<ProbeCandidate> {
-        let mut out: Vec<(f64, i64, ProbeCandidate)> = self
-            .partitions
+        let Some(topics) = self.clouds.get(&cloud).and_then(|i| i.get(instance)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(f64, i64, ProbeCandidate)> = topics
             .iter()
-            .filter(|(k, _)| k.cloud == cloud && &*k.instance == instance)
-            .flat_map(|(k, s)| {
-                s.commits
+            .flat_map(|(topic, list)| list.iter().map(move |t| (topic, t)))
+            .flat_map(|(topic, t)| {
+                t.state
+                    .commits
                     .iter()
                     .filter(|c| !c.probe_tried && c.lag > 0)
                     .map(move |c| {
@@ -383,8 +458,8 @@ impl Estimator {
                             c.uncertainty,
                             c.lag,
                             ProbeCandidate {
-                                topic: k.topic.clone(),
-                                partition: k.partition,
+                                topic: topic.clone(),
+                                partition: t.partition,
                                 offset: c.offset,
                             },
                         )
@@ -405,42 +480,64 @@ impl Estimator {
     pub fn forget_old(&mut self, now: SystemTime) {
         let now_ms = unix_millis(now);
         let limit = FORGET_AFTER.as_millis() as i64;
-        self.partitions.retain(|_, s| now_ms - s.seen_ms <= limit);
-        let used: std::collections::HashSet<&Arc<str>> =
-            self.partitions.keys().map(|k| &k.topic).collect();
-        let unused: Vec<Arc<str>> = self
-            .topics
-            .iter()
-            .filter(|t| !used.contains(t))
-            .cloned()
-            .collect();
-        for t in unused {
-            self.topics.remove(&t);
-        }
+        self.clouds.retain(|_, instances| {
+            instances.retain(|_, topics| {
+                topics.retain(|_, list| {
+                    list.retain(|t| now_ms - t.state.seen_ms <= limit);
+                    !list.is_empty()
+                });
+                !topics.is_empty()
+            });
+            !instances.is_empty()
+        });
     }
 
     /// Partitions tracked.
     pub fn len(&self) -> usize {
-        self.partitions.len()
+        self.topic_lists().map(|(_, list)| list.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.partitions.is_empty()
+        self.len() == 0
+    }
+
+    /// Every topic's partition list.
+    fn topic_lists(&self) -> impl Iterator<Item = (&Arc<str>, &Vec<Tracked>)> {
+        self.clouds
+            .values()
+            .flat_map(|instances| instances.values())
+            .flat_map(|topics| topics.iter())
     }
 
     /// An estimate of the heap this estimator holds, in bytes.
     pub fn heap_bytes(&self) -> usize {
-        let per_entry =
-            std::mem::size_of::<PartitionKey>() + std::mem::size_of::<PartitionState>() + 8;
-        self.partitions.capacity() * per_entry
-            + self
-                .partitions
-                .values()
-                .map(|s| {
-                    s.history.heap_bytes() + s.commits.capacity() * std::mem::size_of::<Commit>()
-                })
-                .sum::<usize>()
-            + self.topics.iter().map(|t| t.len() + 16).sum::<usize>()
+        let per_topic = std::mem::size_of::<(Arc<str>, Vec<Tracked>)>() + 8;
+        let tables: usize = self
+            .clouds
+            .values()
+            .flat_map(|instances| instances.values())
+            .map(|topics| topics.capacity() * per_topic)
+            .sum();
+        let lists: usize = self
+            .topic_lists()
+            .map(|(name, list)| {
+                name.len()
+                    + 16
+                    + list.capacity() * std::mem::size_of::<Tracked>()
+                    + list
+                        .iter()
+                        .map(|t| {
+                            t.state.history.heap_bytes()
+                                + if t.state.commits.spilled() {
+                                    t.state.commits.capacity() * std::mem::size_of::<Commit>()
+                                } else {
+                                    0
+                                }
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        tables + lists
     }
 
     /// Writes the history to `dir` atomically (a temporary file, then a rename).
@@ -451,11 +548,8 @@ impl Estimator {
             let path = p.display().to_string();
             move |source| StateError::Write { path, source }
         };
-        let mut partitions: Vec<(PartitionKey, PartitionState)> = self
-            .partitions
-            .iter()
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect();
+        let mut partitions: Vec<(PartitionKey, PartitionState)> =
+            self.all().map(|(k, s)| (k, s.clone())).collect();
         partitions.sort_by(|a, b| a.0.cmp(&b.0));
         let n = partitions.len();
         let saved = Saved {
@@ -511,7 +605,7 @@ impl Estimator {
             });
         }
         let mut est = Estimator::default();
-        for (mut key, state) in saved.partitions {
+        for (key, state) in saved.partitions {
             if state.history.times.len() != state.history.ends.len()
                 || state.history.len() > MAX_POINTS
             {
@@ -520,10 +614,8 @@ impl Estimator {
                     reason: "a history of the wrong shape".into(),
                 });
             }
-            key.topic = est
-                .key(key.cloud, &key.instance, &key.topic, key.partition)
-                .topic;
-            est.partitions.insert(key, state);
+            let topics = est.topics_mut(key.cloud, &key.instance);
+            *partition_state(topic_list(topics, &key.topic, 1), key.partition) = state;
         }
         Ok(Some(est))
     }
@@ -714,7 +806,7 @@ mod tests {
         let mut h = history(&[(0, 0), (1_000, 10), (2_000, 20), (3_000, 30), (4_000, 40)]);
         h.trim_below(25);
         assert_eq!(
-            h.ends,
+            h.ends.as_slice(),
             [0, 20, 30, 40],
             "the first, then from the segment holding 25"
         );
@@ -846,6 +938,89 @@ mod tests {
     }
 
     #[test]
+    fn a_history_holds_what_it_has_seen_and_never_more_than_the_cap() {
+        let mut h = History::default();
+        h.observe(0, 100);
+        assert_eq!(
+            (h.len(), h.heap_bytes()),
+            (1, 0),
+            "one point after one poll, inline"
+        );
+        h.observe(500, 110);
+        assert_eq!(
+            (h.len(), h.heap_bytes()),
+            (2, 24),
+            "then exactly what it holds"
+        );
+        for i in 1..50 {
+            h.observe(i * 1_000, 100 + i * i);
+            assert!(h.times.capacity() <= MAX_POINTS + 1 && h.ends.capacity() <= MAX_POINTS + 1);
+        }
+        assert_eq!(h.len(), MAX_POINTS);
+        assert_eq!(
+            h.heap_bytes(),
+            (MAX_POINTS + 1) * 12,
+            "full: the cap exactly"
+        );
+    }
+
+    #[test]
+    fn partitions_are_found_in_any_order_and_forgotten_when_not_seen() {
+        let mut est = Estimator::default();
+        let (i, g): (Arc<str>, Arc<str>) = ("i".into(), "g".into());
+        let answer = |order: &[i32], end: i64| GroupProgress {
+            topics: ["b", "a"]
+                .iter()
+                .map(|t| TopicProgress {
+                    topic: t.to_string(),
+                    partitions: order
+                        .iter()
+                        .map(|&partition| PartitionProgress {
+                            partition,
+                            committed: Some(10),
+                            log_end: end + i64::from(partition),
+                            last_consumed_ms: None,
+                            time_lag: None,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            info: None,
+        };
+        est.enrich(Cloud::Tencent, &i, &g, &mut answer(&[3, 1], 100), at(0));
+        est.enrich(Cloud::Tencent, &i, &g, &mut answer(&[2, 3, 1], 200), at(30));
+        assert_eq!(est.len(), 6);
+        let mut keys: Vec<(String, i32, usize)> = est
+            .all()
+            .map(|(k, s)| (k.topic.to_string(), k.partition, s.history.len()))
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                ("a".into(), 1, 2),
+                ("a".into(), 2, 1),
+                ("a".into(), 3, 2),
+                ("b".into(), 1, 2),
+                ("b".into(), 2, 1),
+                ("b".into(), 3, 2)
+            ],
+            "each partition has its own history, whatever the order it came in"
+        );
+        // Another instance and cloud are apart; only what is not seen for 6 h goes.
+        est.enrich(Cloud::Alibaba, &i, &g, &mut answer(&[0], 5), at(7 * 3600));
+        est.forget_old(at(7 * 3600));
+        assert_eq!(est.len(), 2);
+        assert!(
+            est.all()
+                .all(|(k, _)| k.cloud == Cloud::Alibaba && k.partition == 0)
+        );
+        est.forget_old(at(14 * 3600));
+        assert!(est.is_empty());
+        assert_eq!(est.heap_bytes(), 0, "nothing kept for what is gone");
+    }
+
+    #[test]
     fn saved_history_round_trips_and_foreign_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut est = Estimator::default();
@@ -858,13 +1033,15 @@ mod tests {
         let loaded = Estimator::load(dir.path()).unwrap().unwrap();
         type Facts = Vec<(PartitionKey, History, Vec<(i64, Option<Bracket>)>)>;
         let facts = |e: &Estimator| -> Facts {
-            e.partitions
-                .iter()
+            let mut facts: Facts = e
+                .all()
                 .map(|(k, s)| {
                     let commits = s.commits.iter().map(|c| (c.offset, c.frozen)).collect();
-                    (k.clone(), s.history.clone(), commits)
+                    (k, s.history.clone(), commits)
                 })
-                .collect()
+                .collect();
+            facts.sort_by(|a, b| a.0.cmp(&b.0));
+            facts
         };
         assert_eq!(facts(&loaded), facts(&est));
         std::fs::write(dir.path().join(STATE_FILE), b"not gzip at all").unwrap();

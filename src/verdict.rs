@@ -21,6 +21,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::model::{GroupKey, GroupProgress};
 pub use crate::model::{Status, Verdict, WorstPartition};
 
@@ -30,7 +32,7 @@ pub const DEFAULT_WINDOW: usize = 10;
 pub const MIN_POLLS: usize = 3;
 
 /// One poll of one partition: committed offset and lag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Observation {
     pub committed: i64,
     pub lag: i64,
@@ -72,8 +74,16 @@ fn severity(s: Status) -> u8 {
     }
 }
 
-/// The windows of one group's partitions, by (topic, partition).
-type PartitionWindows = HashMap<(Arc<str>, i32), VecDeque<Observation>>;
+/// One partition of a group and its window: the last observations, oldest first, in a
+/// list sized to what it holds (a `VecDeque` would double its capacity as it fills), the
+/// first inline (no heap after the first round).
+#[derive(Clone, Debug)]
+struct Tracked {
+    /// Shared by the topic's partitions.
+    topic: Arc<str>,
+    partition: i32,
+    window: SmallVec<[Observation; 1]>,
+}
 
 /// One group's windows and the times of its last polls. A partition is observed at every
 /// poll from its first to the latest (one that leaves the answer leaves the window), so a
@@ -82,7 +92,9 @@ type PartitionWindows = HashMap<(Arc<str>, i32), VecDeque<Observation>>;
 struct GroupWindows {
     /// Unix ms of the group's last polls, oldest first, at most `window`.
     times: VecDeque<i64>,
-    partitions: PartitionWindows,
+    /// Sorted by (topic, partition): at 100,000 partitions a hash table with a name per
+    /// partition cost more than the windows themselves.
+    partitions: Vec<Tracked>,
 }
 
 /// The windows of every partition of every group.
@@ -145,28 +157,43 @@ impl Evaluator {
             g.times.pop_front();
         }
         g.times.push_back(at_ms);
-        let windows = &mut g.partitions;
-        let mut seen = std::collections::HashSet::new();
+        let mut before = std::mem::take(&mut g.partitions);
+        let mut after: Vec<Tracked> = Vec::with_capacity(progress.partition_count());
         let mut worst: Option<WorstPartition> = None;
         let mut consume_rates = Vec::with_capacity(progress.topics.len());
         for topic in &progress.topics {
             let mut rates = Vec::with_capacity(topic.partitions.len());
+            let mut shared: Option<Arc<str>> = None;
             for p in &topic.partitions {
                 let (Some(committed), Some(lag)) = (p.committed, p.lag()) else {
                     rates.push(None);
                     continue;
                 };
-                let key: (Arc<str>, i32) = (topic.topic.as_str().into(), p.partition);
-                seen.insert(key.clone());
-                let w = windows.entry(key).or_default();
-                if w.len() == window {
-                    w.pop_front();
+                let found = before.binary_search_by(|t| {
+                    (&*t.topic, t.partition).cmp(&(topic.topic.as_str(), p.partition))
+                });
+                let (name, mut w) = match found {
+                    Ok(i) => (
+                        before[i].topic.clone(),
+                        std::mem::take(&mut before[i].window),
+                    ),
+                    Err(_) => (
+                        shared
+                            .get_or_insert_with(|| topic.topic.as_str().into())
+                            .clone(),
+                        SmallVec::new(),
+                    ),
+                };
+                shared.get_or_insert_with(|| name.clone());
+                if w.len() >= window {
+                    w.drain(..=w.len() - window);
+                } else {
+                    w.reserve_exact(1);
                 }
-                w.push_back(Observation { committed, lag });
+                w.push(Observation { committed, lag });
                 let full = w.len() == window;
-                let observations = w.make_contiguous();
-                rates.push(consume_rate(observations, &g.times));
-                let status = evaluate(observations, full, members);
+                rates.push(consume_rate(&w, &g.times));
+                let status = evaluate(&w, full, members);
                 tracing::debug!(group = %group.group, topic = %topic.topic, partition = p.partition, status = status.label(), "partition verdict");
                 if status != Status::Ok
                     && worst
@@ -179,10 +206,24 @@ impl Evaluator {
                         status,
                     });
                 }
+                after.push(Tracked {
+                    topic: name,
+                    partition: p.partition,
+                    window: w,
+                });
             }
             consume_rates.push(rates);
         }
-        windows.retain(|k, _| seen.contains(k));
+        // Providers answer in (topic, partition) order; anything else is sorted here, and
+        // a partition listed twice keeps its last observation.
+        let key = |t: &Tracked| (Arc::clone(&t.topic), t.partition);
+        if !after.is_sorted_by(|a, b| (&*a.topic, a.partition) < (&*b.topic, b.partition)) {
+            after.sort_by_key(key);
+            after.reverse();
+            after.dedup_by(|a, b| key(a) == key(b));
+            after.reverse();
+        }
+        g.partitions = after;
         Observed {
             verdict: Verdict {
                 status: worst.as_ref().map_or(Status::Ok, |w| w.status),
@@ -197,19 +238,23 @@ impl Evaluator {
         self.groups.retain(|k, _| keep(k));
     }
 
-    /// Bytes the windows hold on the heap, roughly.
+    /// Bytes the windows hold on the heap, roughly (topic names not counted: they are
+    /// shared by a topic's partitions).
     pub fn heap_bytes(&self) -> usize {
-        self.groups
-            .values()
-            .map(|g| {
-                g.times.capacity() * std::mem::size_of::<i64>()
-                    + g.partitions.capacity() * (std::mem::size_of::<(Arc<str>, i32)>() + 32)
-                    + g.partitions
-                        .iter()
-                        .map(|(k, w)| k.0.len() + w.capacity() * std::mem::size_of::<Observation>())
-                        .sum::<usize>()
-            })
-            .sum()
+        self.groups.capacity() * (std::mem::size_of::<(GroupKey, GroupWindows)>() + 8)
+            + self
+                .groups
+                .values()
+                .map(|g| {
+                    g.times.capacity() * std::mem::size_of::<i64>()
+                        + g.partitions.capacity() * std::mem::size_of::<Tracked>()
+                        + g.partitions
+                            .iter()
+                            .filter(|t| t.window.spilled())
+                            .map(|t| t.window.capacity() * std::mem::size_of::<Observation>())
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
     }
 }
 
@@ -392,5 +437,87 @@ mod tests {
         // A rewind is no rate.
         let back = e.observe(&g, &one_partition(50, 600), None, 200_000);
         assert_eq!(back.consume_rates[0][0], None);
+    }
+
+    /// (partition, committed, log end) of a topic's partitions.
+    type Rows<'a> = &'a [(i32, i64, i64)];
+
+    fn progress(topics: &[(&str, Rows<'_>)]) -> GroupProgress {
+        GroupProgress {
+            topics: topics
+                .iter()
+                .map(|(t, parts)| crate::model::TopicProgress {
+                    topic: t.to_string(),
+                    partitions: parts
+                        .iter()
+                        .map(
+                            |&(partition, committed, log_end)| crate::model::PartitionProgress {
+                                partition,
+                                committed: Some(committed),
+                                log_end,
+                                ..Default::default()
+                            },
+                        )
+                        .collect(),
+                })
+                .collect(),
+            info: None,
+        }
+    }
+
+    #[test]
+    fn a_partition_that_leaves_the_answer_starts_over_and_topics_share_a_name() {
+        let mut e = Evaluator::new(3);
+        let g = key("g");
+        let stuck = |n: i64| progress(&[("b", &[(0, 10, 20 + n)]), ("a", &[(1, 5, 9), (0, 5, 9)])]);
+        let status = |e: &mut Evaluator, p: &GroupProgress, n: i64| {
+            e.observe(&g, p, Some(true), n * 30_000).verdict
+        };
+        assert_eq!(status(&mut e, &stuck(0), 0).status, Status::Ok);
+        assert_eq!(status(&mut e, &stuck(1), 1).status, Status::Ok);
+        let v = status(&mut e, &stuck(2), 2);
+        assert_eq!(v.status, Status::Stall, "three polls without a commit");
+        assert_eq!(
+            v.worst.map(|w| (w.topic, w.partition)),
+            Some(("b".to_string(), 0)),
+            "the first of the stalled partitions, in the answer's order"
+        );
+        // Kept sorted, one name per topic, windows exactly as long as what they hold.
+        let tracked = &e.groups[&g].partitions;
+        let order: Vec<(&str, i32)> = tracked.iter().map(|t| (&*t.topic, t.partition)).collect();
+        assert_eq!(order, [("a", 0), ("a", 1), ("b", 0)]);
+        assert!(Arc::ptr_eq(&tracked[0].topic, &tracked[1].topic));
+        assert!(tracked.iter().all(|t| t.window.capacity() == 3));
+        // Topic b leaves the answer: its window is dropped, and it starts over when back.
+        let a_only = progress(&[("a", &[(0, 6, 9), (1, 6, 9)])]);
+        assert_eq!(status(&mut e, &a_only, 3).status, Status::Ok);
+        assert_eq!(e.groups[&g].partitions.len(), 2);
+        let back = progress(&[("a", &[(0, 7, 9), (1, 7, 9)]), ("b", &[(0, 10, 30)])]);
+        assert_eq!(status(&mut e, &back, 4).status, Status::Ok);
+        assert_eq!(e.groups[&g].partitions[2].window.len(), 1);
+        // Another group's windows are its own.
+        let h = e.observe(&key("h"), &stuck(3), None, 0);
+        assert_eq!(h.verdict.status, Status::Ok);
+        e.retain(|k| k.group.as_ref() == "h");
+        assert_eq!(e.groups.len(), 1);
+    }
+
+    #[test]
+    fn a_window_holds_its_polls_and_no_spare_capacity() {
+        let partitions: Vec<(i32, i64, i64)> = (0..100).map(|p| (p, 5, 9)).collect();
+        let answer = progress(&[("t", &partitions)]);
+        let mut e = Evaluator::new(10);
+        for poll in 0..60 {
+            e.observe(&key("g"), &answer, None, poll * 30_000);
+            let windows = &e.groups[&key("g")].partitions;
+            let held = (poll as usize + 1).min(10);
+            assert!(
+                windows
+                    .iter()
+                    .all(|t| t.window.len() == held && t.window.capacity() == held)
+            );
+            let spilled = windows.iter().all(|t| t.window.spilled());
+            assert_eq!(spilled, held > 1, "one poll inline, more on the heap");
+        }
     }
 }

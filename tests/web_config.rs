@@ -140,6 +140,7 @@ impl Server {
             telemetry_path: "/metrics".into(),
             web: Some(WebProtection::new(Arc::new(source))),
             clock: kcle_clock::Clock::virtual_at_unix(support::T0_SECS),
+            bench_floor: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

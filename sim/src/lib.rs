@@ -76,6 +76,9 @@ pub struct SimSettings {
     pub seed: u64,
     /// The STS and metadata services: OIDC provider, roles, instance roles.
     pub identity: identity::IdentitySettings,
+    /// Added to every answer before it is sent (on the simulator's clock), like the
+    /// round trip to a real cloud's API.
+    pub latency: Duration,
 }
 
 impl Default for SimSettings {
@@ -100,6 +103,7 @@ impl Default for SimSettings {
             log_capacity: 100_000,
             seed: 1,
             identity: identity::IdentitySettings::default(),
+            latency: Duration::ZERO,
         }
     }
 }
@@ -659,8 +663,9 @@ async fn serve(
                         let _ = rx.wait_for(|stop| *stop).await;
                         return Ok(plain(503, "simulator shutting down"));
                     }
-                    if let Some(d) = resp.delay {
-                        state.clock.sleep(d).await;
+                    let delay = state.settings.latency + resp.delay.unwrap_or_default();
+                    if !delay.is_zero() {
+                        state.clock.sleep(delay).await;
                     }
                     let mut builder = hyper::Response::builder().status(resp.status);
                     for (n, v) in &resp.headers {
@@ -745,6 +750,58 @@ mod tests {
         let _ = &clock;
         assert!(s.use_nonce("n2"));
         assert!(s.use_nonce("n1"), "expired nonces are forgotten");
+    }
+
+    /// Sends one request over a raw connection and returns the answer's status line.
+    async fn status_line(addr: SocketAddr) -> String {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request =
+            b"GET /?Action=GetInstanceList HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n";
+        let mut sent = 0;
+        while sent < request.len() {
+            stream.writable().await.unwrap();
+            match stream.try_write(&request[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("writing: {e}"),
+            }
+        }
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            stream.readable().await.unwrap();
+            match stream.try_read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("reading: {e}"),
+            }
+        }
+        let text = String::from_utf8_lossy(&answer);
+        text.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_answer_waits_the_configured_latency() {
+        for latency in [Duration::ZERO, Duration::from_millis(30)] {
+            let clock = Clock::virtual_at_unix(1_700_000_000);
+            let settings = SimSettings {
+                latency,
+                ..SimSettings::default()
+            };
+            let sim = Simulator::start(settings, World::default(), clock.clone())
+                .await
+                .unwrap();
+            let started = clock.instant();
+            let status = status_line(sim.alibaba_addr).await;
+            let took = clock.instant() - started;
+            assert!(status.starts_with("HTTP/1.1 4"), "unsigned: {status}");
+            if latency.is_zero() {
+                assert!(took < Duration::from_millis(30), "{took:?}");
+            } else {
+                assert!(took >= latency, "{took:?}");
+            }
+        }
     }
 
     #[test]

@@ -598,6 +598,17 @@ fn committed_at(c: &SimCommit, p: &SimPartition, rate: f64, now_ms: i64) -> Opti
     Some(c_now.max(start))
 }
 
+/// How generated groups and topics are named.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Naming {
+    /// `group-0001`, `topic-0001`: short and predictable, for tests and the demo.
+    #[default]
+    Short,
+    /// Words and a number, 20 to 40 characters long (seeded), like production names;
+    /// for benchmarks, where label length decides the size of `/metrics`.
+    Long,
+}
+
 /// How to generate a world: sizes, rates and a seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorldSpec {
@@ -608,6 +619,7 @@ pub struct WorldSpec {
     pub topics_per_group: usize,
     pub partitions_per_topic: usize,
     pub seed: u64,
+    pub names: Naming,
 }
 
 impl Default for WorldSpec {
@@ -620,8 +632,72 @@ impl Default for WorldSpec {
             topics_per_group: 2,
             partitions_per_topic: 3,
             seed: 42,
+            names: Naming::Short,
         }
     }
+}
+
+impl WorldSpec {
+    /// The benchmark scenario (`bench/run.sh`): 2,000 consumer groups, half on each
+    /// cloud (10 instances × 100 groups per cloud), each reading its own 5 topics of 10
+    /// partitions: 100,000 partitions, names of 20 to 40 characters.
+    pub fn bench_100k() -> WorldSpec {
+        WorldSpec {
+            instances_per_cloud: 10,
+            groups_per_instance: 100,
+            topics_per_group: 5,
+            partitions_per_topic: 10,
+            names: Naming::Long,
+            ..WorldSpec::default()
+        }
+    }
+}
+
+/// Words of generated long names.
+const NAME_WORDS: [&str; 20] = [
+    "orders",
+    "payments",
+    "billing",
+    "inventory",
+    "shipping",
+    "search",
+    "analytics",
+    "fraud",
+    "ledger",
+    "notifications",
+    "recommendations",
+    "checkout",
+    "catalog",
+    "pricing",
+    "identity",
+    "audit",
+    "events",
+    "clickstream",
+    "settlement",
+    "risk",
+];
+
+/// A name of 20 to 40 characters: words joined by `-`, ending in `-` and `n` (five
+/// digits), which keeps names unique. Only letters, digits and `-`, which both clouds
+/// accept in group and topic names.
+fn long_name(rng: &mut fastrand::Rng, n: usize) -> String {
+    let suffix = format!("-{n:05}");
+    let len = rng.usize(20..=40);
+    let stem = len.saturating_sub(suffix.len());
+    let mut name = String::with_capacity(len + 16);
+    while name.len() < stem {
+        if !name.is_empty() {
+            name.push('-');
+        }
+        name.push_str(NAME_WORDS[rng.usize(..NAME_WORDS.len())]);
+    }
+    name.truncate(stem);
+    if name.ends_with('-') {
+        name.pop();
+        name.push('x');
+    }
+    name.push_str(&suffix);
+    name
 }
 
 /// Instance id naming used by generated worlds.
@@ -649,6 +725,10 @@ impl World {
     /// third group's first topic has no committed offset.
     pub fn generate(spec: &WorldSpec, now_ms: i64) -> World {
         let mut rng = fastrand::Rng::with_seed(spec.seed);
+        // Names draw from their own generator, so that long names leave the offsets and
+        // rates of a seed unchanged.
+        let mut names = fastrand::Rng::with_seed(spec.seed ^ 0x6e61_6d65);
+        let (mut groups_named, mut topics_named) = (0, 0);
         let mut world = World::default();
         for cloud in [Cloud::Alibaba, Cloud::Tencent] {
             let region = match cloud {
@@ -683,7 +763,13 @@ impl World {
                     let mut produce_sum = 0.0;
                     for t in 0..spec.topics_per_group {
                         topic_no += 1;
-                        let name = topic_name(topic_no);
+                        let name = match spec.names {
+                            Naming::Short => topic_name(topic_no),
+                            Naming::Long => {
+                                topics_named += 1;
+                                long_name(&mut names, topics_named)
+                            }
+                        };
                         let rate = (1 + rng.u32(0..20)) as f64;
                         produce_sum += rate;
                         let partitions: Vec<SimPartition> = (0..spec.partitions_per_topic)
@@ -726,7 +812,14 @@ impl World {
                         1.0
                     };
                     group.consume_per_sec = avg * consume_factor;
-                    inst.groups.insert(group_name(g), group);
+                    let name = match spec.names {
+                        Naming::Short => group_name(g),
+                        Naming::Long => {
+                            groups_named += 1;
+                            long_name(&mut names, groups_named)
+                        }
+                    };
+                    inst.groups.insert(name, group);
                 }
                 world.instances.insert((cloud, id), inst);
             }
@@ -820,6 +913,72 @@ mod tests {
             "group 3 lacks a commit on p0"
         );
         assert!(progress[0].1[1].committed.is_some());
+    }
+
+    #[test]
+    fn long_names_are_unique_20_to_40_characters_and_keep_the_offsets() {
+        let short = WorldSpec {
+            instances_per_cloud: 2,
+            groups_per_instance: 30,
+            topics_per_group: 3,
+            ..WorldSpec::default()
+        };
+        let long = WorldSpec {
+            names: Naming::Long,
+            ..short.clone()
+        };
+        let (a, b) = (World::generate(&short, 0), World::generate(&long, 0));
+        let mut seen = std::collections::HashSet::new();
+        for inst in b.instances.values() {
+            for name in inst.groups.keys().chain(inst.topics.keys()) {
+                assert!((20..=40).contains(&name.len()), "{name}");
+                assert!(
+                    name.bytes()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'),
+                    "{name}"
+                );
+                assert!(!name.contains("--"), "{name}");
+                assert!(seen.insert(name.clone()), "duplicate {name}");
+            }
+        }
+        let lengths: Vec<usize> = seen.iter().map(String::len).collect();
+        assert!(lengths.iter().min() < Some(&25) && lengths.iter().max() > Some(&35));
+        // The same offsets and rates, only named differently.
+        for (sa, sb) in a.instances.values().zip(b.instances.values()) {
+            let offsets = |i: &SimInstance| -> Vec<i64> {
+                i.topics
+                    .values()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.anchor_end))
+                    .collect::<Vec<_>>()
+            };
+            let (mut x, mut y) = (offsets(sa), offsets(sb));
+            x.sort_unstable();
+            y.sort_unstable();
+            assert_eq!(x, y);
+            assert_eq!(sa.groups.len(), sb.groups.len());
+        }
+        assert_eq!(World::generate(&long, 0), b, "deterministic");
+    }
+
+    #[test]
+    fn the_benchmark_scenario_has_100000_partitions_half_on_each_cloud() {
+        let w = World::generate(&WorldSpec::bench_100k(), 0);
+        for cloud in [Cloud::Alibaba, Cloud::Tencent] {
+            let (groups, partitions) = w
+                .instances
+                .values()
+                .filter(|i| i.cloud == cloud)
+                .flat_map(|i| i.groups.values().map(move |g| (i, g)))
+                .fold((0, 0), |(g, p), (i, group)| {
+                    let parts: usize = group
+                        .commits
+                        .keys()
+                        .map(|t| i.topics[t].partitions.len())
+                        .sum();
+                    (g + 1, p + parts)
+                });
+            assert_eq!((groups, partitions), (1_000, 50_000), "{cloud}");
+        }
     }
 
     #[test]

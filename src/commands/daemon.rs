@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 
-use super::{check_telemetry_path, cli_config, listen_address, load_web_config};
+use super::{
+    check_bench_floor_path, check_telemetry_path, cli_config, listen_address, load_web_config,
+};
 use crate::cli::{Cli, EXIT_FAILURE};
 use crate::exporter::{Exporter, Runtime};
 
@@ -15,6 +17,11 @@ pub async fn run(cli: &Cli) -> ExitCode {
         Err(code) => return code,
     };
     if let Err(code) = check_telemetry_path(&cli.telemetry_path) {
+        return code;
+    }
+    if let Some(floor) = &cli.bench_floor_path
+        && let Err(code) = check_bench_floor_path(floor, &cli.telemetry_path)
+    {
         return code;
     }
     let source = format!("{}: listen", path.display());
@@ -42,6 +49,10 @@ pub async fn run(cli: &Cli) -> ExitCode {
         "starting kafka-cloud-lag-exporter"
     );
     let exporter = Exporter::new(config, Runtime::production(), Some(path.clone()));
+    if let Some(floor) = &cli.bench_floor_path {
+        tracing::warn!(path = %floor, "benchmark aid enabled: the floor endpoint serves captured expositions");
+        exporter.enable_bench_floor(floor);
+    }
     let shutdown = crate::signals::on_termination();
     let reloader = exporter.clone();
     let hangups = tokio::spawn(crate::signals::reload_on_hangup(

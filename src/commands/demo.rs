@@ -15,10 +15,12 @@ use tokio::net::TcpListener;
 
 use kcle_clock::{Clock, unix_millis};
 use kcle_sim::faults::{Fault, FaultRule};
-use kcle_sim::world::{World, WorldSpec};
+use kcle_sim::world::{Naming, World, WorldSpec};
 use kcle_sim::{SimKey, SimSettings, Simulator};
 
-use crate::cli::{Cli, DemoArgs, DemoCredentials, EXIT_CONFIG, EXIT_FAILURE, SimulatorArgs};
+use crate::cli::{
+    Cli, DemoArgs, DemoCredentials, EXIT_CONFIG, EXIT_FAILURE, Names, Scenario, SimulatorArgs,
+};
 use crate::config::{
     Account, Config, CredentialsConfig, Instance, OidcConfig, SignatureVersion, fmt_duration,
 };
@@ -28,6 +30,10 @@ use crate::model::Cloud;
 
 /// Default address of the demo's exporter: loopback only, the exporter's port.
 pub const DEMO_LISTEN: &str = "127.0.0.1:9758";
+
+/// The answer latency of `simulator --scenario bench-100k`: a management API's round trip
+/// within a region.
+pub const BENCH_LATENCY: Duration = Duration::from_millis(30);
 
 /// A running simulator and a configuration for it.
 struct SimEnvironment {
@@ -267,13 +273,29 @@ pub async fn run_simulator(args: &SimulatorArgs) -> ExitCode {
         (Err(c), _) | (_, Err(c)) => return c,
     };
     let clock = Clock::system();
-    let spec = WorldSpec {
-        instances_per_cloud: args.instances,
-        groups_per_instance: args.groups,
-        topics_per_group: args.topics,
-        partitions_per_topic: args.partitions,
-        seed: args.seed,
-        ..WorldSpec::default()
+    let (spec, scenario_latency) = match args.scenario {
+        Some(Scenario::Bench100k) => (
+            WorldSpec {
+                seed: args.seed,
+                ..WorldSpec::bench_100k()
+            },
+            BENCH_LATENCY,
+        ),
+        None => (
+            WorldSpec {
+                instances_per_cloud: args.instances,
+                groups_per_instance: args.groups,
+                topics_per_group: args.topics,
+                partitions_per_topic: args.partitions,
+                seed: args.seed,
+                names: match args.names {
+                    Names::Short => Naming::Short,
+                    Names::Long => Naming::Long,
+                },
+                ..WorldSpec::default()
+            },
+            Duration::ZERO,
+        ),
     };
     let settings = SimSettings {
         alibaba_rate_limit: args.alibaba_rate_limit,
@@ -286,6 +308,7 @@ pub async fn run_simulator(args: &SimulatorArgs) -> ExitCode {
             10_000
         },
         seed: args.seed,
+        latency: args.latency.unwrap_or(scenario_latency),
         ..SimSettings::default()
     };
     let keys = (settings.alibaba_keys.clone(), settings.tencent_keys.clone());
@@ -347,7 +370,7 @@ pub async fn run_simulator(args: &SimulatorArgs) -> ExitCode {
     println!(
         "groups={} partitions={}",
         env.config.group_count(),
-        env.config.group_count() * args.topics * args.partitions
+        env.config.group_count() * spec.topics_per_group * spec.partitions_per_topic
     );
     println!("ready");
     let mut shutdown = crate::signals::on_termination();

@@ -86,3 +86,33 @@ fn check_telemetry_path(path: &str) -> Result<(), ExitCode> {
     }
     Ok(())
 }
+
+/// The benchmark aid's path: like the telemetry path, and not the telemetry path itself
+/// or `/-/reload`.
+fn check_bench_floor_path(path: &str, telemetry_path: &str) -> Result<(), ExitCode> {
+    let reserved = ["/", "/healthz", "/readyz", "/-/reload", telemetry_path];
+    if !path.starts_with('/') || reserved.contains(&path) {
+        eprintln!(
+            "error: --web.bench-floor-path: {path:?} must start with '/' and not be one of {reserved:?}"
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bench_floor_path_cannot_shadow_another_route() {
+        assert!(check_bench_floor_path("/-/bench/floor", "/metrics").is_ok());
+        for taken in ["/metrics", "/", "/healthz", "/-/reload", "floor"] {
+            assert!(
+                check_bench_floor_path(taken, "/metrics").is_err(),
+                "{taken}"
+            );
+        }
+        assert!(check_bench_floor_path("/metrics", "/telemetry").is_ok());
+    }
+}

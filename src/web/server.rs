@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::basic_auth::Authenticator;
+use super::bench_floor::BenchFloor;
 use super::config::WebConfigSource;
 use crate::metrics::CONTENT_TYPE;
 
@@ -59,6 +60,8 @@ pub struct ServerState {
     pub web: Option<WebProtection>,
     /// The clock of handshake deadlines and the shutdown drain.
     pub clock: kcle_clock::Clock,
+    /// The benchmark aid (`--web.bench-floor-path`); `None` in production.
+    pub bench_floor: Option<BenchFloor>,
 }
 
 /// The web configuration and the basic-auth checker (and its cache) that go with it.
@@ -217,6 +220,9 @@ fn route(
             ),
         };
     }
+    if let Some(floor) = state.bench_floor.as_ref().filter(|f| f.path == path) {
+        return bench_floor(state, floor, method, headers);
+    }
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -237,24 +243,68 @@ fn route(
 
 fn metrics(state: &ServerState, headers: &hyper::HeaderMap) -> Response<Body> {
     let body = state.backend.render();
+    let gzipped = accepts_gzip(headers);
+    let body = if gzipped { gzip(&body) } else { body };
+    exposition(Bytes::from(body), gzipped)
+}
+
+/// The exposition's response: its content type, and its encoding when gzipped.
+fn exposition(body: Bytes, gzipped: bool) -> Response<Body> {
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, CONTENT_TYPE)
         .header(header::VARY, "Accept-Encoding");
-    let body = if accepts_gzip(headers) {
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(body.len() / 8),
-            flate2::Compression::fast(),
-        );
-        // Writing into a Vec cannot fail.
-        let _ = gz.write_all(&body);
+    if gzipped {
         resp = resp.header(header::CONTENT_ENCODING, "gzip");
-        gz.finish().unwrap_or_default()
-    } else {
-        body
-    };
-    resp.body(Full::new(Bytes::from(body)))
+    }
+    resp.body(Full::new(body))
         .expect("static headers are valid")
+}
+
+/// Gzips an exposition at the level `/metrics` uses.
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(body);
+    gz.finish().unwrap_or_default()
+}
+
+/// The benchmark floor (see [`BenchFloor`]): `POST` captures the exposition, `GET`
+/// serves the capture from its prebuilt buffer with the headers `/metrics` sends.
+fn bench_floor(
+    state: &ServerState,
+    floor: &BenchFloor,
+    method: &Method,
+    headers: &hyper::HeaderMap,
+) -> Response<Body> {
+    if method == Method::POST {
+        let captured = floor.capture(state.backend.render(), gzip);
+        return owned_text(
+            StatusCode::OK,
+            format!(
+                "captured {} bytes ({} gzipped)\n",
+                captured.plain.len(),
+                captured.gzip.len()
+            ),
+        );
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use GET, or POST to capture\n",
+        );
+    }
+    let gzipped = accepts_gzip(headers);
+    match floor.get(gzipped) {
+        Some(body) => exposition(body, gzipped),
+        None => text(
+            StatusCode::CONFLICT,
+            "nothing captured yet; POST to this path first\n",
+        ),
+    }
 }
 
 /// Whether `Accept-Encoding` allows gzip (with a non-zero q-value).
@@ -322,6 +372,101 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Renders a different exposition on every call, so a served capture is recognisable.
+    struct Counting(AtomicUsize);
+
+    impl Backend for Counting {
+        fn render(&self) -> Vec<u8> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            format!("# TYPE m gauge\nm {n}\n").repeat(50).into_bytes()
+        }
+        fn is_ready(&self) -> bool {
+            true
+        }
+        fn group_count(&self) -> usize {
+            0
+        }
+        fn reload(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn state(floor: Option<&str>) -> ServerState {
+        ServerState {
+            backend: Arc::new(Counting(AtomicUsize::new(0))),
+            telemetry_path: "/metrics".into(),
+            web: None,
+            clock: kcle_clock::Clock::system(),
+            bench_floor: floor.map(BenchFloor::new),
+        }
+    }
+
+    async fn body(resp: Response<Body>) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+
+    fn gunzip(b: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(b)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn the_bench_floor_serves_its_capture_with_the_metrics_headers() {
+        let floor = "/-/bench/floor";
+        let plain = hyper::HeaderMap::new();
+        let mut gz = hyper::HeaderMap::new();
+        gz.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+
+        let off = state(None);
+        assert_eq!(
+            route(&off, &Method::GET, floor, &plain).status(),
+            StatusCode::NOT_FOUND,
+            "absent without the flag"
+        );
+        assert_eq!(
+            route(&off, &Method::POST, floor, &plain).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+
+        let on = state(Some(floor));
+        assert_eq!(
+            route(&on, &Method::GET, floor, &plain).status(),
+            StatusCode::CONFLICT,
+            "nothing captured yet"
+        );
+        let captured = route(&on, &Method::POST, floor, &plain);
+        assert_eq!(captured.status(), StatusCode::OK);
+        let first = b"# TYPE m gauge\nm 0\n".repeat(50);
+        // Later scrapes render anew; the floor keeps serving the capture.
+        let scrape = route(&on, &Method::GET, "/metrics", &gz);
+        let floor_gz = route(&on, &Method::GET, floor, &gz);
+        assert_eq!(
+            scrape.headers(),
+            floor_gz.headers(),
+            "same headers as /metrics"
+        );
+        assert_eq!(floor_gz.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(gunzip(&body(floor_gz).await), first);
+        assert_ne!(gunzip(&body(scrape).await), first);
+        let floor_plain = route(&on, &Method::GET, floor, &plain);
+        assert_eq!(
+            floor_plain.headers(),
+            route(&on, &Method::GET, "/metrics", &plain).headers()
+        );
+        assert_eq!(body(floor_plain).await, first);
+    }
 
     #[test]
     fn gzip_negotiation() {

@@ -808,13 +808,25 @@ fn scrub(message: &str, creds: &Credentials) -> String {
     out
 }
 
+/// A successful `GetConsumerProgress` answer body as a poll reads it: the same parsing and
+/// conversion, without the request. For `cargo bench --bench hot_paths`.
+#[doc(hidden)]
+pub fn parse_consumer_progress(body: &[u8]) -> Result<GroupProgress, String> {
+    let (_, answer) = wire::parse::<wire::GetConsumerProgress>(body).map_err(|e| e.to_string())?;
+    let progress = answer
+        .consumer_progress
+        .ok_or("GetConsumerProgress answer has no ConsumerProgress")?;
+    progress_from_wire(&progress)
+}
+
 /// Converts `ConsumerProgress` into the model: committed offsets below zero mean "never
 /// committed", timestamps of zero or below mean "unknown" (alikafka sends -1).
 fn progress_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupProgress, String> {
-    let mut topics = Vec::new();
-    for (topic, entries) in progress.merged_topics()? {
+    let merged = progress.merged_topics()?;
+    let mut topics = Vec::with_capacity(merged.len());
+    for (topic, entries) in &merged {
         let mut partitions = Vec::with_capacity(entries.len());
-        for e in &entries {
+        for e in entries {
             let partition = e
                 .partition
                 .ok_or_else(|| format!("topic {topic}: a partition entry has no Partition"))?;
@@ -829,9 +841,12 @@ fn progress_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupProgress
                 time_lag: None,
             });
         }
-        topics.push(TopicProgress { topic, partitions });
+        topics.push(TopicProgress {
+            topic: topic.to_string(),
+            partitions,
+        });
     }
-    let info = group_info_from_wire(progress)?;
+    let info = group_info_from_merged(progress, &merged);
     // Only what the answer says: the documented answer (no state, no member fields) has
     // no group information at all.
     let known = info.membership_known() || info.rebalance.is_some();
@@ -852,12 +867,20 @@ fn progress_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupProgress
 /// [`GroupInfo::membership_known`] says so, so that a reset is refused rather than sent to
 /// a group that may be live.
 fn group_info_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupInfo, String> {
+    Ok(group_info_from_merged(progress, &progress.merged_topics()?))
+}
+
+/// [`group_info_from_wire`] over the already merged topics.
+fn group_info_from_merged(
+    progress: &wire::ConsumerProgress,
+    merged: &[(&str, Vec<&wire::PartitionEntry>)],
+) -> GroupInfo {
     let mut members = HashSet::new();
     let mut member_fields = false;
-    for (_, entries) in progress.merged_topics()? {
+    for (_, entries) in merged {
         for e in entries {
             member_fields |= e.member_id.is_some() || e.client_id.is_some();
-            let member = [e.member_id, e.client_id]
+            let member = [e.member_id.as_deref(), e.client_id.as_deref()]
                 .into_iter()
                 .flatten()
                 .find(|s| !s.is_empty());
@@ -886,11 +909,11 @@ fn group_info_from_wire(progress: &wire::ConsumerProgress) -> Result<GroupInfo, 
             succeeded: r.rebalance_success,
             duration_ms: r.rebalance_time_consuming.filter(|d| *d >= 0),
         });
-    Ok(GroupInfo {
+    GroupInfo {
         state,
         members: member_fields.then(|| u32::try_from(members.len()).unwrap_or(u32::MAX)),
         rebalance,
-    })
+    }
 }
 
 /// Logs a group state this exporter does not know, once per distinct value: it is

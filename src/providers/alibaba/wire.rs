@@ -233,22 +233,23 @@ impl ConsumerProgress {
     /// Topics with their partitions, in answer order. An entry without `Topic` belongs to
     /// the topic before it (the split form of the English docs), or to the next named one
     /// when it comes first; entries naming the same topic are joined.
-    pub(super) fn merged_topics(&self) -> Result<Vec<(String, Vec<PartitionEntry>)>, String> {
-        let mut out: Vec<(String, Vec<PartitionEntry>)> = Vec::new();
-        let mut pending: Vec<PartitionEntry> = Vec::new();
+    /// Borrows the entries rather than copying them (each has three strings).
+    pub(super) fn merged_topics(&self) -> Result<Vec<(&str, Vec<&PartitionEntry>)>, String> {
+        let mut out: Vec<(&str, Vec<&PartitionEntry>)> = Vec::new();
+        let mut pending: Vec<&PartitionEntry> = Vec::new();
         for entry in &self.topic_list {
             match entry.topic.as_deref().filter(|t| !t.is_empty()) {
                 Some(name) => {
                     let mut parts = std::mem::take(&mut pending);
-                    parts.extend(entry.offset_list.iter().cloned());
-                    match out.iter_mut().find(|(n, _)| n == name) {
+                    parts.extend(entry.offset_list.iter());
+                    match out.iter_mut().find(|(n, _)| *n == name) {
                         Some((_, existing)) => existing.extend(parts),
-                        None => out.push((name.to_string(), parts)),
+                        None => out.push((name, parts)),
                     }
                 }
                 None => match out.last_mut() {
-                    Some((_, last)) => last.extend(entry.offset_list.iter().cloned()),
-                    None => pending.extend(entry.offset_list.iter().cloned()),
+                    Some((_, last)) => last.extend(entry.offset_list.iter()),
+                    None => pending.extend(entry.offset_list.iter()),
                 },
             }
         }
@@ -345,7 +346,7 @@ mod tests {
         let topics = p.merged_topics().unwrap();
         assert_eq!(topics.len(), 1);
         let (name, parts) = &topics[0];
-        assert_eq!(name, "orders");
+        assert_eq!(*name, "orders");
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0].partition, Some(0));
         assert_eq!(parts[0].broker_offset, Some(100_500));
@@ -415,7 +416,7 @@ mod tests {
         assert!(!env.failed(), "string \"200\" is success");
         assert_eq!(p.state.as_deref(), Some("EMPTY"));
         let topics = p.merged_topics().unwrap();
-        let sizes: Vec<_> = topics.iter().map(|(n, p)| (n.as_str(), p.len())).collect();
+        let sizes: Vec<_> = topics.iter().map(|(n, p)| (*n, p.len())).collect();
         assert_eq!(
             sizes,
             [

@@ -459,6 +459,25 @@ fn auth_hint(code: &str) -> Option<&'static str> {
     })
 }
 
+/// The topics of every `DescribeGroupOffsets` page as the group's progress.
+fn group_progress(topics: Vec<wire::GroupOffsetTopic>) -> GroupProgress {
+    let topics = dedup_by_key(topics, |t| &t.topic);
+    let mut progress = GroupProgress {
+        topics: topics.into_iter().map(topic_progress).collect(),
+        info: None,
+    };
+    progress.normalize();
+    progress
+}
+
+/// A successful one-page `DescribeGroupOffsets` answer body as a poll reads it: the same
+/// decoding and conversion, without the request. For `cargo bench --bench hot_paths`.
+#[doc(hidden)]
+pub fn parse_group_offsets(body: &[u8]) -> Result<GroupProgress, ProviderError> {
+    let reply: Reply<wire::GroupOffsetResponse> = decode(DESCRIBE_GROUP_OFFSETS, 200, body)?;
+    Ok(group_progress(reply.result.topic_list))
+}
+
 /// One topic of `DescribeGroupOffsets` as model progress.
 ///
 /// A partition has no committed offset when Tencent reports `Offset` < 0 (Kafka's -1 for
@@ -637,13 +656,7 @@ impl Provider for TencentProvider {
                     |page: wire::GroupOffsetResponse| (page.total_count, page.topic_list),
                 )
                 .await?;
-            let topics = dedup_by_key(topics, |t| &t.topic);
-            let mut progress = GroupProgress {
-                topics: topics.into_iter().map(topic_progress).collect(),
-                info: None,
-            };
-            progress.normalize();
-            Ok(progress)
+            Ok(group_progress(topics))
         })
     }
 

@@ -19,6 +19,8 @@ REFERENCE = ROOT / "config.example.yaml"
 CONFIGS = [
     ("deploy/kubernetes/config.yaml", None),
     ("deploy/examples/kustomize-overlay/config.yaml", None),
+    ("deploy/examples/kustomize-rrsa/config.yaml", None),
+    ("deploy/examples/kustomize-tke-pod-identity/config.yaml", None),
     ("deploy/helm/kafka-cloud-lag-exporter/values.yaml", "config"),
     ("deploy/helm/kafka-cloud-lag-exporter/ci/all-enabled-values.yaml", "config"),
 ]

@@ -175,7 +175,9 @@ check "PrometheusRule copies == alerts.yaml" "$PY" .ci/check_prometheusrule.py
 render_kustomize() {
   "$KUBECTL" kustomize deploy/kubernetes >"$OUT/kustomize-base.yaml" &&
     "$KUBECTL" kustomize deploy/examples/kustomize-overlay >"$OUT/kustomize-overlay.yaml" &&
-    "$KUBECTL" kustomize deploy/examples/kustomize-tls >"$OUT/kustomize-tls.yaml"
+    "$KUBECTL" kustomize deploy/examples/kustomize-tls >"$OUT/kustomize-tls.yaml" &&
+    "$KUBECTL" kustomize deploy/examples/kustomize-rrsa >"$OUT/kustomize-rrsa.yaml" &&
+    "$KUBECTL" kustomize deploy/examples/kustomize-tke-pod-identity >"$OUT/kustomize-tke.yaml"
 }
 validate_k8s() {
   local v
@@ -187,7 +189,7 @@ validate_k8s() {
 }
 check "kustomize build (base, example overlays)" render_kustomize
 check "kustomize output: kubernetes-validate" validate_k8s "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" \
-  "$OUT/kustomize-tls.yaml" deploy/kubernetes/secret.example.yaml \
+  "$OUT/kustomize-tls.yaml" "$OUT/kustomize-rrsa.yaml" "$OUT/kustomize-tke.yaml" deploy/kubernetes/secret.example.yaml \
   deploy/kubernetes/components/web-config/web-config.example.yaml
 
 # --- Helm ---
@@ -209,7 +211,9 @@ helm_negative() {
     expect_failure "$HELM" lint --strict "$CHART" --set replicasCount=1 &&
     expect_failure "$HELM" lint --strict "$CHART" --set image.pullPolicy=Sometimes &&
     expect_failure "$HELM" lint --strict "$CHART" --set serviceMonitor.interval=30sec &&
-    expect_failure "$HELM" template kcle "$CHART" --set webConfig.enabled=true
+    expect_failure "$HELM" template kcle "$CHART" --set webConfig.enabled=true &&
+    expect_failure "$HELM" lint --strict "$CHART" --set podIdentity.provider=gke &&
+    expect_failure "$HELM" template kcle "$CHART" --set podIdentity.projectedToken.enabled=true
 }
 check "helm lint --strict (default, all enabled)" helm_lint
 check "helm rejects bad values (schema, guards)" helm_negative
@@ -220,10 +224,12 @@ check "helm output: kubernetes-validate" validate_k8s "$OUT/helm-default.yaml" "
 # --- Both ---
 check "manifest policy (security, probes, secrets)" "$PY" .ci/check_manifests.py \
   "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" "$OUT/kustomize-tls.yaml" \
+  "$OUT/kustomize-rrsa.yaml" "$OUT/kustomize-tke.yaml" \
   "$OUT/helm-default.yaml" "$OUT/helm-all.yaml" "$OUT/helm-rules.yaml"
 check "ServiceMonitor/PrometheusRule: CRD schema" "$PY" .ci/check_crds.py \
   --require ServiceMonitor --require PrometheusRule \
   "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" "$OUT/kustomize-tls.yaml" \
+  "$OUT/kustomize-rrsa.yaml" "$OUT/kustomize-tke.yaml" \
   "$OUT/helm-all.yaml" "$OUT/helm-rules.yaml"
 check "rendered PrometheusRules == alerts.yaml" "$PY" .ci/check_prometheusrule.py --rendered \
   "$OUT/kustomize-base.yaml" "$OUT/kustomize-overlay.yaml" "$OUT/helm-rules.yaml"
@@ -252,6 +258,8 @@ print("thresholds, overrides and runbook base follow the values")
 EOF
 }
 check "helm PrometheusRule values (thresholds)" helm_overrides
+check "pod identity (kustomize components, helm podIdentity)" "$PY" .ci/check_pod_identity.py \
+  "$OUT/kustomize-rrsa.yaml" "$OUT/kustomize-tke.yaml" "$OUT/helm-all.yaml"
 
 # --- Dockerfile and scripts ---
 check "hadolint Dockerfile" "$VENV/bin/hadolint" Dockerfile

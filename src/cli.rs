@@ -116,6 +116,18 @@ pub struct DemoArgs {
     /// Seconds between polls of each group.
     #[arg(long = "poll-interval", value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub poll_interval: std::time::Duration,
+    /// How the demo's exporter signs in: `keys` (the simulator's static keys) or `oidc`
+    /// (an OIDC token file exchanged at the simulated STS for temporary keys, as on ACK
+    /// RRSA and TKE pod identity; refreshed before they expire).
+    #[arg(long, value_enum, default_value_t = DemoCredentials::Keys)]
+    pub credentials: DemoCredentials,
+}
+
+/// The demo's credential source.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DemoCredentials {
+    Keys,
+    Oidc,
 }
 
 /// Options of `simulator`.
@@ -136,7 +148,9 @@ pub struct SimulatorArgs {
     )]
     pub tencent_listen: String,
     /// Write config.yaml (Alibaba signature V3, the default), config-v2.yaml (the same
-    /// with Alibaba signature V2) and the key files, all pointing at the simulator, into DIR.
+    /// with Alibaba signature V2) and the key files, all pointing at the simulator, into DIR;
+    /// and config-oidc.yaml with OIDC token files (keyless: the simulated STS exchanges the
+    /// tokens for temporary keys).
     #[arg(long = "write-config", value_name = "DIR")]
     pub write_config: Option<PathBuf>,
     /// On shutdown, write every request received (raw, with the simulator's keys) as

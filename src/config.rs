@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::credentials::{CredentialSources, Source};
+use crate::credentials::{
+    AssumeRoleSpec, BaseSource, CredentialSources, CredentialSpec, OidcSpec, Source,
+};
 use crate::model::Cloud;
 pub use crate::providers::alibaba::SignatureVersion;
 use crate::providers::profile;
@@ -225,7 +227,8 @@ pub struct Account {
     /// Default: `https://alikafka.{region}.aliyuncs.com` or `https://ckafka.tencentcloudapi.com`.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Where the key pair comes from; default: the cloud's standard environment variables.
+    /// Where the credentials come from; default: the cloud's official SDKs' default
+    /// chain (standard variables, profile files, the instance's role, ...).
     #[serde(default)]
     pub credentials: Option<CredentialsConfig>,
     /// Alibaba only: request signature version, `v3` (ACS3-HMAC-SHA256, default) or `v2`
@@ -337,8 +340,10 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
-/// Credential sources in one cloud-neutral form: id, secret and optional token, each from
-/// an environment variable (`*_env`) or a file (`*_file`).
+/// Where an account's credentials come from, in one cloud-neutral form: at most one base
+/// source — static keys (id, secret and optional token, each from an environment variable
+/// `*_env` or a file `*_file`), `oidc`, `instance_role` or `profile`; none: the cloud's
+/// official SDKs' default chain — and optionally a role assumed on top (`assume_role`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsConfig {
@@ -348,6 +353,73 @@ pub struct CredentialsConfig {
     pub secret_file: Option<PathBuf>,
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// A role assumed with an OIDC token file (ACK RRSA, TKE pod identity).
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+    /// The role of the ECS or CVM instance, from its metadata service.
+    #[serde(default)]
+    pub instance_role: Option<InstanceRoleConfig>,
+    /// A profile of the cloud's CLI or SDK credentials file.
+    #[serde(default)]
+    pub profile: Option<ProfileConfig>,
+    /// A role assumed with the base credentials (cross-account monitoring).
+    #[serde(default)]
+    pub assume_role: Option<AssumeRoleConfig>,
+    /// STS base URL instead of the one the SDKs' rules choose (VPC endpoints, proxies,
+    /// tests).
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+    /// Instance metadata base URL instead of the cloud's (tests).
+    #[serde(default)]
+    pub metadata_endpoint: Option<String>,
+}
+
+/// `credentials.oidc`: every value left out comes from the cloud's standard variables
+/// (`ALIBABA_CLOUD_ROLE_ARN`, ... / `TKE_ROLE_ARN`, ...), which the clouds' pod-identity
+/// webhooks inject.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub role_arn: Option<String>,
+    /// Alibaba: the OIDC provider's ARN; Tencent: the identity provider's id.
+    pub provider: Option<String>,
+    /// The projected service-account token, read again at every refresh.
+    pub token_file: Option<PathBuf>,
+    pub session_name: Option<String>,
+    #[serde(default, with = "optional_duration")]
+    pub duration: Option<Duration>,
+    /// Tencent only: the region of the STS call (`TKE_REGION`, else the account's).
+    pub region: Option<String>,
+}
+
+/// `credentials.instance_role`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRoleConfig {
+    /// The role's name; default: the one the metadata service names.
+    pub name: Option<String>,
+}
+
+/// `credentials.profile`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// The profile (Alibaba CLI) or section (INI files); default as the SDKs choose it.
+    pub name: Option<String>,
+    /// The file; default: the cloud's standard location.
+    pub file: Option<PathBuf>,
+}
+
+/// `credentials.assume_role`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRoleConfig {
+    pub role_arn: String,
+    pub session_name: Option<String>,
+    #[serde(default, with = "optional_duration")]
+    pub duration: Option<Duration>,
+    /// Required when the role's trust policy asks for one.
+    pub external_id: Option<String>,
 }
 
 /// One Kafka instance and the consumer groups to poll on it: listed (`groups`) or
@@ -678,7 +750,7 @@ impl Config {
             }
             if let Some(creds) = &account.credentials {
                 creds
-                    .sources(account.cloud)
+                    .spec(account.cloud)
                     .map_err(|(field, m)| invalid(at(&format!("credentials.{field}")), m))?;
             }
             if account.instances.is_empty() && account.discover_instances.is_none() {
@@ -776,16 +848,32 @@ impl Config {
             })
     }
 
-    /// Reads every account's credentials once, so that a missing variable or file is a
-    /// startup error naming the account and the source.
+    /// Reads what every account's credentials need locally, so that a missing variable
+    /// or file is a startup error naming the account, the field and the source: static
+    /// keys are read; OIDC settings resolved (configuration, else the standard variables)
+    /// and the token file read; profile files parsed. Nothing is fetched: a source that
+    /// signs in (STS, metadata) is first asked at the first poll, and a default chain that
+    /// finds nothing locally falls back to the instance's role there.
     pub fn check_credentials(&self, path: &Path) -> Result<(), ConfigError> {
         for (ai, account) in self.accounts.iter().enumerate() {
-            let sources = account.credential_sources();
-            crate::credentials::resolve(&sources).map_err(|e| ConfigError::Invalid {
+            let invalid = |field: String, message: String| ConfigError::Invalid {
                 file: path.to_path_buf(),
-                field: format!("accounts[{ai}].credentials"),
-                message: format!("account {:?}: {e}", account.name),
-            })?;
+                field,
+                message: format!("account {:?}: {message}", account.name),
+            };
+            let spec = account.credential_spec();
+            if let BaseSource::Keys(sources) = &spec.base {
+                crate::credentials::resolve(sources)
+                    .map_err(|e| invalid(format!("accounts[{ai}].credentials"), e.to_string()))?;
+            }
+            let region = account.regions().first().copied().unwrap_or_default();
+            crate::providers::credentials::resolve(
+                account.cloud,
+                &spec,
+                &crate::credentials::Environment::Process,
+                region,
+            )
+            .map_err(|e| invalid(format!("accounts[{ai}].credentials.{}", e.field), e.message))?;
         }
         Ok(())
     }
@@ -814,13 +902,25 @@ impl Config {
 }
 
 impl Account {
-    /// The configured credential sources, or the cloud's standard environment variables.
+    /// The configured static keys, or the cloud's standard environment variables (also
+    /// for the other sources, whose keys are not static).
     pub fn credential_sources(&self) -> CredentialSources {
         match &self.credentials {
-            Some(c) => c
+            Some(c) if c.has_keys() => c
                 .sources(self.cloud)
                 .expect("credentials are validated before use"),
-            None => CredentialSources::standard(&profile(self.cloud).credential_env),
+            _ => CredentialSources::standard(&profile(self.cloud).credential_env),
+        }
+    }
+
+    /// Where the account's credentials come from: the configured source, or the cloud's
+    /// default chain.
+    pub fn credential_spec(&self) -> CredentialSpec {
+        match &self.credentials {
+            Some(c) => c
+                .spec(self.cloud)
+                .expect("credentials are validated before use"),
+            None => CredentialSpec::default_chain(),
         }
     }
 
@@ -857,6 +957,151 @@ impl Account {
 }
 
 impl CredentialsConfig {
+    /// Whether any static key (`id_*`, `secret_*`, `token_*`) is set.
+    pub fn has_keys(&self) -> bool {
+        self.id_env.is_some()
+            || self.id_file.is_some()
+            || self.secret_env.is_some()
+            || self.secret_file.is_some()
+            || self.token_env.is_some()
+            || self.token_file.is_some()
+    }
+
+    /// Checks the block and turns it into a [`CredentialSpec`]: one base source at most,
+    /// durations within what the cloud's STS accepts, names it accepts, endpoints that are
+    /// URLs. The error names the offending key (relative to `credentials`).
+    pub fn spec(&self, cloud: Cloud) -> Result<CredentialSpec, (String, String)> {
+        let keys_field = [
+            ("id_env", self.id_env.is_some()),
+            ("id_file", self.id_file.is_some()),
+            ("secret_env", self.secret_env.is_some()),
+            ("secret_file", self.secret_file.is_some()),
+            ("token_env", self.token_env.is_some()),
+            ("token_file", self.token_file.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(f, set)| set.then_some(f));
+        let chosen: Vec<&str> = [
+            keys_field,
+            self.oidc.as_ref().map(|_| "oidc"),
+            self.instance_role.as_ref().map(|_| "instance_role"),
+            self.profile.as_ref().map(|_| "profile"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let [first, second, ..] = chosen[..] {
+            return Err((
+                second.to_string(),
+                format!(
+                    "{first} and {second} are both set; choose one source per account: static keys (id_*, secret_*, token_*), oidc, instance_role or profile (assume_role may be added on top of any)"
+                ),
+            ));
+        }
+        let limits = profile(cloud).session_duration;
+        let check_duration = |field: &str, d: Option<Duration>| match d {
+            Some(d) if d < limits.0 || d > limits.1 => Err((
+                field.to_string(),
+                format!(
+                    "{} is out of range; {cloud} STS accepts {} to {}",
+                    fmt_duration(d),
+                    fmt_duration(limits.0),
+                    fmt_duration(limits.1)
+                ),
+            )),
+            _ => Ok(()),
+        };
+        let not_empty = |field: &str, v: Option<&str>| match v {
+            Some(v) if v.trim().is_empty() || v.chars().any(char::is_control) => Err((
+                field.to_string(),
+                "must not be empty or contain control characters".to_string(),
+            )),
+            _ => Ok(()),
+        };
+        let path_not_empty = |field: &str, p: Option<&PathBuf>| match p {
+            Some(p) if p.as_os_str().is_empty() => {
+                Err((field.to_string(), "must not be empty".to_string()))
+            }
+            _ => Ok(()),
+        };
+        let base = if keys_field.is_some() {
+            BaseSource::Keys(self.sources(cloud)?)
+        } else if let Some(o) = &self.oidc {
+            not_empty("oidc.role_arn", o.role_arn.as_deref())?;
+            not_empty("oidc.provider", o.provider.as_deref())?;
+            path_not_empty("oidc.token_file", o.token_file.as_ref())?;
+            check_session_name("oidc.session_name", o.session_name.as_deref())?;
+            check_duration("oidc.duration", o.duration)?;
+            if let Some(r) = &o.region
+                && !is_region_id(r)
+            {
+                return Err((
+                    "oidc.region".into(),
+                    format!("{r:?} is not a region id, e.g. \"ap-guangzhou\""),
+                ));
+            }
+            BaseSource::Oidc(OidcSpec {
+                role_arn: o.role_arn.clone(),
+                provider: o.provider.clone(),
+                token_file: o.token_file.clone(),
+                session_name: o.session_name.clone(),
+                duration: o.duration,
+                region: o.region.clone(),
+            })
+        } else if let Some(i) = &self.instance_role {
+            not_empty("instance_role.name", i.name.as_deref())?;
+            if let Some(n) = &i.name
+                && n.contains(['/', '?', '#'])
+            {
+                return Err((
+                    "instance_role.name".into(),
+                    format!("{n:?} is not a role name"),
+                ));
+            }
+            BaseSource::InstanceRole {
+                name: i.name.clone(),
+            }
+        } else if let Some(p) = &self.profile {
+            not_empty("profile.name", p.name.as_deref())?;
+            path_not_empty("profile.file", p.file.as_ref())?;
+            BaseSource::Profile {
+                name: p.name.clone(),
+                file: p.file.clone(),
+            }
+        } else {
+            BaseSource::DefaultChain
+        };
+        let assume_role = match &self.assume_role {
+            None => None,
+            Some(a) => {
+                not_empty("assume_role.role_arn", Some(&a.role_arn))?;
+                check_session_name("assume_role.session_name", a.session_name.as_deref())?;
+                check_duration("assume_role.duration", a.duration)?;
+                not_empty("assume_role.external_id", a.external_id.as_deref())?;
+                Some(AssumeRoleSpec {
+                    role_arn: a.role_arn.clone(),
+                    session_name: a.session_name.clone(),
+                    duration: a.duration,
+                    external_id: a.external_id.clone(),
+                })
+            }
+        };
+        for (field, value) in [
+            ("sts_endpoint", &self.sts_endpoint),
+            ("metadata_endpoint", &self.metadata_endpoint),
+        ] {
+            if let Some(v) = value {
+                check_base_url(v).map_err(|m| (field.to_string(), m))?;
+            }
+        }
+        Ok(CredentialSpec {
+            base,
+            assume_role,
+            sts_endpoint: self.sts_endpoint.clone(),
+            metadata_endpoint: self.metadata_endpoint.clone(),
+        })
+    }
+
     /// Checks that id and secret each have exactly one source and the token at most one.
     /// The error names the offending key (relative to `credentials`) and the message.
     pub fn sources(&self, cloud: Cloud) -> Result<CredentialSources, (String, String)> {
@@ -901,6 +1146,49 @@ impl CredentialsConfig {
             token: token.into_iter().collect(),
         })
     }
+}
+
+/// Role session names both clouds' STS accept: 2 to 64 letters, digits and `.@-_`.
+fn check_session_name(field: &str, name: Option<&str>) -> Result<(), (String, String)> {
+    match name {
+        Some(n)
+            if !(2..=64).contains(&n.len())
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".@-_".contains(c)) =>
+        {
+            Err((
+                field.to_string(),
+                format!("{n:?} is not allowed; use 2 to 64 letters, digits and . @ - _"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An http(s) base URL: scheme, host, optional port, nothing after.
+fn check_base_url(value: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(value)
+        .map_err(|e| format!("{value:?} is not a URL ({e}); expected e.g. \"https://sts-vpc.cn-hangzhou.aliyuncs.com\""))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // A user or password in the URL is a secret in the configuration (and would be in
+        // every message naming the endpoint): refused without repeating it.
+        return Err(
+            "the URL carries a user or password; give the base URL only (scheme, host, optional port)"
+                .into(),
+        );
+    }
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{value:?} must be an http or https URL with a host"
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{value:?} must be a base URL only (scheme, host, optional port)"
+        ));
+    }
+    Ok(())
 }
 
 fn is_region_id(s: &str) -> bool {
@@ -1215,6 +1503,14 @@ accounts:
                 "deploy/examples/kustomize-overlay/config.yaml".to_string(),
                 read("deploy/examples/kustomize-overlay/config.yaml"),
             ),
+            (
+                "deploy/examples/kustomize-rrsa/config.yaml".to_string(),
+                read("deploy/examples/kustomize-rrsa/config.yaml"),
+            ),
+            (
+                "deploy/examples/kustomize-tke-pod-identity/config.yaml".to_string(),
+                read("deploy/examples/kustomize-tke-pod-identity/config.yaml"),
+            ),
         ];
         let values: serde_yaml::Value =
             serde_yaml::from_str(&read("deploy/helm/kafka-cloud-lag-exporter/values.yaml"))
@@ -1302,6 +1598,60 @@ accounts:
         ))
         .unwrap_err();
         assert!(err.contains("request_timeout: 10s must be"), "{err}");
+    }
+
+    #[test]
+    fn credential_blocks_become_specs() {
+        let yaml = GOOD.replacen(
+            "    credentials:\n      id_env: TC_ID\n      secret_file: /var/run/secrets/tc/secret\n",
+            "    credentials:\n      oidc: {role_arn: r, provider: p, token_file: /t, duration: 2h, region: ap-shanghai}\n      assume_role: {role_arn: x, session_name: s.1, duration: 30m, external_id: e}\n      sts_endpoint: https://sts.internal.tencentcloudapi.com\n",
+            1,
+        );
+        let c = check(&yaml).unwrap();
+        let spec = c.accounts[1].credential_spec();
+        assert_eq!(
+            spec.base,
+            BaseSource::Oidc(OidcSpec {
+                role_arn: Some("r".into()),
+                provider: Some("p".into()),
+                token_file: Some("/t".into()),
+                session_name: None,
+                duration: Some(Duration::from_secs(7200)),
+                region: Some("ap-shanghai".into()),
+            })
+        );
+        let role = spec.assume_role.unwrap();
+        assert_eq!(role.duration, Some(Duration::from_secs(1800)));
+        assert_eq!(role.external_id.as_deref(), Some("e"));
+        assert_eq!(
+            spec.sts_endpoint.as_deref(),
+            Some("https://sts.internal.tencentcloudapi.com")
+        );
+        // Without a block: the default chain; the static sources stay the standard ones.
+        assert_eq!(
+            c.accounts[0].credential_spec(),
+            CredentialSpec::default_chain()
+        );
+        assert_eq!(
+            c.accounts[1].credential_sources(),
+            CredentialSources::standard(&profile(Cloud::Tencent).credential_env)
+        );
+        // Tencent accepts sessions up to 12 h, Alibaba from 15 min.
+        let short = yaml.replace("duration: 2h", "duration: 1m");
+        assert!(check(&short).is_ok());
+        let userinfo = yaml.replace("https://sts.internal", "https://user:pw@sts.internal");
+        let err = check(&userinfo).unwrap_err();
+        assert!(
+            err.contains("accounts[1].credentials.sts_endpoint"),
+            "{err}"
+        );
+        assert!(!err.contains("pw@"), "the URL is not repeated: {err}");
+        let long = yaml.replace("duration: 2h", "duration: 13h");
+        let err = check(&long).unwrap_err();
+        assert!(
+            err.contains("accounts[1].credentials.oidc.duration: 13h is out of range"),
+            "{err}"
+        );
     }
 
     #[test]

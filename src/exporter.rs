@@ -15,17 +15,23 @@ use tokio::sync::watch;
 
 use crate::cardinality::{Policy, StateSet};
 use crate::config::{Account, Config, ConfigError};
-use crate::credentials::{CredentialProvider, CredentialSources};
+use crate::credentials::{
+    CredentialObserver, CredentialProvider, CredentialSources, Environment, SourceKind,
+};
 use crate::discovery::Rules;
 use crate::metrics::Metrics;
 use crate::model::{GroupTarget, InstanceRef};
 use crate::providers::budget::Budget;
+use crate::providers::credentials::CredentialDeps;
 use crate::providers::{self, AccountSpec, ApiObserver, Provider, ProviderDeps, call::RetryPolicy};
 use crate::scheduler::{AccountRuntime, PollPlan, Scheduler, Settings};
 use crate::store::Store;
 use crate::web::{self, Backend, ServerState, WebConfigSource, WebProtection};
 
-/// Chooses each account's credential sources (the config's, or fixed ones in the demo).
+/// Chooses each account's static credential sources: the configuration's
+/// ([`configured_credentials`]), or fixed ones that override it (the demo's and tests'
+/// simulator keys). An account whose sources are the configuration's gets whatever its
+/// `credentials` block configures (see [`account_credentials`]).
 pub type CredentialResolver = dyn Fn(&Account) -> CredentialSources + Send + Sync;
 
 /// What an exporter runs on besides its configuration: the clock, where credentials come
@@ -272,13 +278,66 @@ pub fn account_spec(
     sources: CredentialSources,
     clock: &Clock,
 ) -> AccountSpec {
+    account_spec_with(
+        account,
+        region,
+        CredentialProvider::new(sources, clock.clone()),
+    )
+}
+
+/// Everything a provider of `account` in `region` is built from, with the account's
+/// credential provider (shared by its regions).
+pub fn account_spec_with(
+    account: &Account,
+    region: &str,
+    credentials: CredentialProvider,
+) -> AccountSpec {
     AccountSpec {
         name: account.name.as_str().into(),
         cloud: account.cloud,
         region: region.into(),
         endpoint: account.endpoint_url(region),
-        credentials: CredentialProvider::new(sources, clock.clone()),
+        credentials,
         signature_version: account.signature_version.unwrap_or_default(),
+    }
+}
+
+/// The credential provider of `account`: the runtime's fixed sources when they override
+/// the configuration, else the configured source (or the cloud's default chain), kept
+/// fresh by the credentials module. A source that cannot be built (its variables or
+/// files changed since the start-up check) fails every poll, saying why.
+pub fn account_credentials(
+    account: &Account,
+    runtime: &Runtime,
+    observer: Arc<dyn CredentialObserver>,
+) -> CredentialProvider {
+    let sources = (runtime.credentials)(account);
+    if sources != account.credential_sources() {
+        return CredentialProvider::new(sources, runtime.clock.clone());
+    }
+    let deps = CredentialDeps {
+        http: runtime.http.clone(),
+        clock: runtime.clock.clone(),
+        observer,
+        env: Environment::Process,
+        account: account.name.as_str().into(),
+        region: account
+            .regions()
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .into(),
+    };
+    let spec = account.credential_spec();
+    match providers::credentials::credential_provider(account.cloud, &spec, &deps) {
+        Ok(provider) => {
+            tracing::info!(account = %account.name, source = %provider.describe(), "credentials");
+            provider
+        }
+        Err(e) => {
+            tracing::error!(account = %account.name, error = %e, "the credentials of this account cannot be used; its polls fail");
+            providers::credentials::unusable(SourceKind::Static, format!("credentials.{e}"), &deps)
+        }
     }
 }
 
@@ -286,14 +345,19 @@ pub fn account_spec(
 /// provider per (account, region), sharing the account's budget and concurrency.
 pub fn build_plan(config: &Config, runtime: &Runtime, metrics: &Metrics) -> PollPlan {
     let mut plan = PollPlan::default();
+    let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+    metrics.exporter.retain_credentials(&names);
     for account in &config.accounts {
         let name: Arc<str> = account.name.as_str().into();
         let deps = provider_deps(config, account, runtime, metrics.exporter.clone());
         let budget = deps.budget.clone();
-        let sources = (runtime.credentials)(account);
+        let credentials = account_credentials(account, runtime, metrics.exporter.clone());
+        metrics
+            .exporter
+            .init_credentials(&account.name, &credentials.kinds());
         let mut regions: HashMap<Arc<str>, Arc<dyn Provider>> = HashMap::new();
         for region in account.regions() {
-            let spec = account_spec(account, region, sources.clone(), &runtime.clock);
+            let spec = account_spec_with(account, region, credentials.clone());
             regions.insert(Arc::from(region), providers::build(spec, &deps));
         }
         let iref = |instance: &crate::config::Instance| {

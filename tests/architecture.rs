@@ -157,9 +157,15 @@ fn only_providers_know_a_clouds_facts() {
                     [env.id, env.secret]
                         .into_iter()
                         .chain(env.token.iter().copied())
+                        .chain(p.credential_variables.iter().copied())
                 }),
         )
-        .chain(["aliyuncs.com", "tencentcloudapi.com"])
+        .chain([
+            "aliyuncs.com",
+            "tencentcloudapi.com",
+            "100.100.100.200",
+            "metadata.tencentyun.com",
+        ])
         .collect();
     for (path, text) in sources() {
         let module = module_of(&path);

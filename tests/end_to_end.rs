@@ -404,7 +404,7 @@ async fn docs_describe_exactly_what_the_exporter_renders() {
 async fn full_exposition(names: MetricNames) -> String {
     use kafka_cloud_lag_exporter::config::{InstanceDiscovery, NameFilter};
 
-    let h = Harness::with_config(spec(), SimSettings::default(), |c| {
+    let h = Harness::with_sim_config(spec(), SimSettings::default(), |sim, c| {
         c.metric_names = names;
         // The shortest window, so that a stopped group's verdict shows within the run.
         c.verdict.window = 3;
@@ -417,6 +417,12 @@ async fn full_exposition(names: MetricNames) -> String {
                 Cloud::Alibaba => {
                     a.instances[0].groups.clear();
                     a.instances[0].discover_groups = Some(NameFilter::default());
+                    // Temporary credentials, so that the credential families show.
+                    a.credentials = Some(kafka_cloud_lag_exporter::config::CredentialsConfig {
+                        instance_role: Some(Default::default()),
+                        metadata_endpoint: Some(sim.metadata_endpoint(Cloud::Alibaba)),
+                        ..Default::default()
+                    });
                 }
             }
         }

@@ -68,9 +68,38 @@ const ACTIONS: [&str; 4] = [
     "UpdateConsumerOffset",
 ];
 
+/// An RPC API served with the same checks: alikafka here, STS in `alibaba_sts`.
+pub(crate) struct Api {
+    /// The product name in error recommendations.
+    pub(crate) product: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) actions: &'static [&'static str],
+    /// Actions called without a signature (STS `AssumeRoleWithOIDC`).
+    pub(crate) anonymous: &'static [&'static str],
+    /// Parameters logged as `[redacted]` (tokens).
+    pub(crate) hidden: &'static [&'static str],
+    /// Runs an action that passed every check.
+    pub(crate) operate: fn(&Call<'_>) -> Result<Done, Done>,
+}
+
+const ALIKAFKA: Api = Api {
+    product: "alikafka",
+    version: API_VERSION,
+    actions: &ACTIONS,
+    anonymous: &[],
+    hidden: &[],
+    operate: Call::operate,
+};
+
 /// Answers one request.
 pub fn handle(state: &SimState, req: &RawRequest) -> SimResponse {
+    handle_api(&ALIKAFKA, state, req)
+}
+
+/// Answers one request to `api` and logs it.
+pub(crate) fn handle_api(api: &'static Api, state: &SimState, req: &RawRequest) -> SimResponse {
     let mut call = Call {
+        api,
         state,
         req,
         request_id: uuid::Uuid::new_v4().hyphenated().to_string().to_uppercase(),
@@ -80,11 +109,17 @@ pub fn handle(state: &SimState, req: &RawRequest) -> SimResponse {
     let (response, outcome) = match call.run() {
         Ok(done) | Err(done) => done,
     };
+    let mut params = call.params.clone();
+    for name in api.hidden {
+        if let Some(v) = params.get_mut(*name) {
+            *v = "[redacted]".into();
+        }
+    }
     state.record(LoggedRequest {
         cloud: Cloud::Alibaba,
         action: call.action.clone(),
         group: call.params.get("ConsumerId").cloned(),
-        params: call.params.clone(),
+        params,
         outcome,
         at_ms: state.now_ms(),
         raw: state.settings.record_raw.then(|| req.clone()),
@@ -93,7 +128,7 @@ pub fn handle(state: &SimState, req: &RawRequest) -> SimResponse {
 }
 
 /// An answer and the outcome logged for it.
-type Done = (SimResponse, String);
+pub(crate) type Done = (SimResponse, String);
 
 /// The signing-related facts of a request, from the V2 query or the V3 headers.
 struct Auth {
@@ -118,13 +153,14 @@ enum Style {
     },
 }
 
-struct Call<'a> {
-    state: &'a SimState,
-    req: &'a RawRequest,
-    request_id: String,
-    action: String,
+pub(crate) struct Call<'a> {
+    api: &'static Api,
+    pub(crate) state: &'a SimState,
+    pub(crate) req: &'a RawRequest,
+    pub(crate) request_id: String,
+    pub(crate) action: String,
     /// Operation parameters (what is logged).
-    params: BTreeMap<String, String>,
+    pub(crate) params: BTreeMap<String, String>,
 }
 
 impl Call<'_> {
@@ -153,6 +189,13 @@ impl Call<'_> {
         if let Some(form) = self.form_params() {
             all.extend(form);
         }
+        let anonymous = all
+            .iter()
+            .find(|(k, _)| k == "Action")
+            .is_some_and(|(_, a)| self.api.anonymous.contains(&a.as_str()));
+        if anonymous {
+            return self.run_anonymous(&all);
+        }
         let auth = self.read_auth(&all)?;
         let common: &[&str] = match auth.style {
             Style::V2 { .. } => &COMMON_PARAMS,
@@ -174,8 +217,52 @@ impl Call<'_> {
         ) {
             return Err(self.throttled(wait));
         }
+        self.faults_then_operate(&op)
+    }
+
+    /// An unsigned call (STS `AssumeRoleWithOIDC`): version, format and timestamp are
+    /// checked, the rest is the operation's business.
+    fn run_anonymous(&mut self, all: &[(String, String)]) -> Result<Done, Done> {
+        let param = |name: &str| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        self.action = param("Action").unwrap_or_default();
+        self.params = all
+            .iter()
+            .filter(|(k, _)| !COMMON_PARAMS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        let version = param("Version").ok_or_else(|| self.missing("Version"))?;
+        if version != self.api.version {
+            return Err(self.gateway(
+                400,
+                "InvalidVersion",
+                &format!("Specified parameter Version {version} is not valid."),
+            ));
+        }
+        if !param("Format").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
+            return Err(self.gateway(
+                400,
+                "InvalidParameter.Format",
+                "The Format format is invalid: the simulator answers JSON only, send Format=JSON (XML answers are not simulated).",
+            ));
+        }
+        let timestamp = param("Timestamp").ok_or_else(|| self.missing("Timestamp"))?;
+        self.check_timestamp(&timestamp)?;
+        let op = self.action.clone();
+        if let Err(wait) = self.state.take_token(
+            Cloud::Alibaba,
+            "anonymous",
+            &op,
+            self.state.rate_limit(Cloud::Alibaba, &op),
+        ) {
+            return Err(self.throttled(wait));
+        }
+        self.faults_then_operate(&op)
+    }
+
+    /// Injected faults, else the operation.
+    fn faults_then_operate(&self, op: &str) -> Result<Done, Done> {
         let group = self.params.get("ConsumerId").cloned();
-        let fault = self.state.fault(Cloud::Alibaba, &op, group.as_deref());
+        let fault = self.state.fault(Cloud::Alibaba, op, group.as_deref());
         if let Some(fault) = fault {
             let name = fault.name();
             let response = match &fault {
@@ -189,7 +276,7 @@ impl Call<'_> {
                 Fault::ApiError(code) => self.injected_error(code).0,
                 Fault::WrongShape => SimResponse::json(200, &self.wrong_shape()),
                 Fault::Truncated | Fault::Delay(_) | Fault::Hang | Fault::Unconfirmed => {
-                    let (response, _) = match self.operate() {
+                    let (response, _) = match (self.api.operate)(self) {
                         Ok(done) | Err(done) => done,
                     };
                     response.with_fault(&fault)
@@ -197,7 +284,7 @@ impl Call<'_> {
             };
             return Ok((response, format!("fault:{name}")));
         }
-        self.operate()
+        (self.api.operate)(self)
     }
 
     /// Parameters in a form-encoded body (the legacy SDKs may send them there; they are
@@ -326,32 +413,9 @@ impl Call<'_> {
         })
     }
 
-    /// The checks after the parameters are read, in the real service's order.
-    fn check(&self, auth: &Auth, all: &[(String, String)]) -> Result<(), Done> {
-        let missing = |name: &str| self.missing(name);
-        let action = auth
-            .action
-            .as_deref()
-            .ok_or_else(|| missing("x-acs-action"))?;
-        let version = auth
-            .version
-            .as_deref()
-            .ok_or_else(|| missing("x-acs-version"))?;
-        if version != API_VERSION {
-            return Err(self.gateway(
-                400,
-                "InvalidVersion",
-                &format!("Specified parameter Version {version} is not valid."),
-            ));
-        }
-        if !ACTIONS.contains(&action) {
-            return Err(self.gateway(
-                404,
-                "InvalidAction.NotFound",
-                "Specified api is not found, please check your url and method.",
-            ));
-        }
-        let Ok(secs) = sign::parse_timestamp(&auth.timestamp) else {
+    /// The timestamp is well formed and within the window.
+    fn check_timestamp(&self, timestamp: &str) -> Result<(), Done> {
+        let Ok(secs) = sign::parse_timestamp(timestamp) else {
             return Err(self.gateway(
                 400,
                 "InvalidTimeStamp.Format",
@@ -365,6 +429,35 @@ impl Call<'_> {
                 "Specified time stamp or date value is expired.",
             ));
         }
+        Ok(())
+    }
+
+    /// The checks after the parameters are read, in the real service's order.
+    fn check(&self, auth: &Auth, all: &[(String, String)]) -> Result<(), Done> {
+        let missing = |name: &str| self.missing(name);
+        let action = auth
+            .action
+            .as_deref()
+            .ok_or_else(|| missing("x-acs-action"))?;
+        let version = auth
+            .version
+            .as_deref()
+            .ok_or_else(|| missing("x-acs-version"))?;
+        if version != self.api.version {
+            return Err(self.gateway(
+                400,
+                "InvalidVersion",
+                &format!("Specified parameter Version {version} is not valid."),
+            ));
+        }
+        if !self.api.actions.contains(&action) {
+            return Err(self.gateway(
+                404,
+                "InvalidAction.NotFound",
+                "Specified api is not found, please check your url and method.",
+            ));
+        }
+        self.check_timestamp(&auth.timestamp)?;
         if !self.state.use_nonce(&auth.nonce) {
             return Err(self.gateway(
                 400,
@@ -396,7 +489,14 @@ impl Call<'_> {
             }
             _ => {}
         }
-        let (expected, server_string) = self.expected_signature(auth, key, all);
+        if self.state.key_expired(Cloud::Alibaba, &auth.key_id) {
+            return Err(self.gateway(
+                400,
+                "InvalidSecurityToken.Expired",
+                "Specified SecurityToken is expired.",
+            ));
+        }
+        let (expected, server_string) = self.expected_signature(auth, &key, all);
         let sent = match &auth.style {
             Style::V2 { signature } | Style::V3 { signature, .. } => signature,
         };
@@ -467,7 +567,11 @@ impl Call<'_> {
         }
     }
 
-    fn operate(&self) -> Result<Done, Done> {
+    fn operate(call: &Call<'_>) -> Result<Done, Done> {
+        call.operate_alikafka()
+    }
+
+    fn operate_alikafka(&self) -> Result<Done, Done> {
         match self.action.as_str() {
             "GetConsumerProgress" => self.get_consumer_progress(),
             "GetConsumerList" => self.get_consumer_list(),
@@ -477,11 +581,11 @@ impl Call<'_> {
         }
     }
 
-    fn param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
 
-    fn required(&self, name: &str) -> Result<&str, Done> {
+    pub(crate) fn required(&self, name: &str) -> Result<&str, Done> {
         self.param(name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| self.missing(name))
@@ -848,7 +952,7 @@ impl Call<'_> {
     }
 
     /// A gateway-level error: non-2xx status, string `Code`.
-    fn gateway(&self, status: u16, code: &str, message: &str) -> Done {
+    pub(crate) fn gateway(&self, status: u16, code: &str, message: &str) -> Done {
         let host = self.req.header("host").unwrap_or("alikafka.aliyuncs.com");
         let body = json!({
             "RequestId": self.request_id,
@@ -856,8 +960,8 @@ impl Call<'_> {
             "Code": code,
             "Message": message,
             "Recommend": format!(
-                "https://api.aliyun.com/troubleshoot?q={code}&product=alikafka&requestId={}",
-                self.request_id
+                "https://api.aliyun.com/troubleshoot?q={code}&product={}&requestId={}",
+                self.api.product, self.request_id
             ),
         });
         (SimResponse::json(status, &body), code.to_string())

@@ -9,8 +9,12 @@
 //! clouds' official SDKs.
 
 pub mod alibaba;
+pub mod alibaba_sts;
 pub mod faults;
+pub mod identity;
+pub mod metadata;
 pub mod tencent;
+pub mod tencent_sts;
 pub mod world;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -70,6 +74,8 @@ pub struct SimSettings {
     pub log_capacity: usize,
     /// Seed of the random faults.
     pub seed: u64,
+    /// The STS and metadata services: OIDC provider, roles, instance roles.
+    pub identity: identity::IdentitySettings,
     /// Added to every answer before it is sent (on the simulator's clock), like the
     /// round trip to a real cloud's API.
     pub latency: Duration,
@@ -96,6 +102,7 @@ impl Default for SimSettings {
             record_raw: false,
             log_capacity: 100_000,
             seed: 1,
+            identity: identity::IdentitySettings::default(),
             latency: Duration::ZERO,
         }
     }
@@ -256,6 +263,10 @@ pub struct SimState {
     counts: Mutex<BTreeMap<(Cloud, String, String), u64>>,
     buckets: Mutex<HashMap<(Cloud, String, String), Bucket>>,
     nonces: Mutex<NonceLog>,
+    /// Temporary keys and IMDSv2 tokens issued.
+    issued: Mutex<identity::Issued>,
+    /// Seeded randomness of issued keys and tokens.
+    rng: Mutex<fastrand::Rng>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -277,6 +288,8 @@ impl SimState {
             counts: Mutex::new(BTreeMap::new()),
             buckets: Mutex::new(HashMap::new()),
             nonces: Mutex::new((HashMap::new(), VecDeque::new())),
+            issued: Mutex::new(identity::Issued::default()),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed ^ 0x005e_ed1d)),
         }
     }
 
@@ -301,13 +314,85 @@ impl SimState {
         }
     }
 
-    /// The accepted key with this id.
-    pub fn key(&self, cloud: Cloud, id: &str) -> Option<&SimKey> {
+    /// The accepted key with this id: a configured one, or a temporary one issued by STS
+    /// or a metadata service (expired or not: see [`SimState::key_expired`]).
+    pub fn key(&self, cloud: Cloud, id: &str) -> Option<SimKey> {
         let keys = match cloud {
             Cloud::Alibaba => &self.settings.alibaba_keys,
             Cloud::Tencent => &self.settings.tencent_keys,
         };
-        keys.iter().find(|k| k.id == id)
+        keys.iter()
+            .find(|k| k.id == id)
+            .cloned()
+            .or_else(|| lock(&self.issued).get(cloud, id).map(|t| t.key.clone()))
+    }
+
+    /// Whether the key with this id is a temporary key that has expired.
+    pub fn key_expired(&self, cloud: Cloud, id: &str) -> bool {
+        lock(&self.issued)
+            .get(cloud, id)
+            .is_some_and(|t| t.expires_ms <= self.now_ms())
+    }
+
+    /// Issues a temporary key acting as `role`, valid for `lifetime` from now.
+    pub fn issue_key(&self, cloud: Cloud, role: &str, lifetime: Duration) -> identity::TempKey {
+        let now = self.now_ms();
+        let expires = now + lifetime.as_millis() as i64;
+        lock(&self.issued).issue(&mut lock(&self.rng), cloud, role, now, expires)
+    }
+
+    /// Every temporary key issued (tests check that none of them leaks).
+    pub fn issued_keys(&self) -> Vec<identity::TempKey> {
+        lock(&self.issued).all()
+    }
+
+    /// The simulated instance's role key, if a role is attached.
+    pub fn instance_key(&self, cloud: Cloud) -> Option<identity::TempKey> {
+        let role = self.settings.identity.cloud(cloud).instance_role.clone()?;
+        let lifetime = self.settings.identity.instance_credentials_lifetime;
+        let now = self.now_ms();
+        Some(lock(&self.issued).instance_key(&mut lock(&self.rng), cloud, &role, now, lifetime))
+    }
+
+    /// A new IMDSv2 session token.
+    pub fn imds_token(&self, ttl_secs: i64) -> String {
+        let now = self.now_ms();
+        lock(&self.issued).imds_token(&mut lock(&self.rng), now, ttl_secs)
+    }
+
+    /// Whether an IMDSv2 session token is valid now.
+    pub fn imds_token_valid(&self, token: &str) -> bool {
+        lock(&self.issued).imds_token_valid(token, self.now_ms())
+    }
+
+    /// An OIDC token of the simulated issuer for `cloud`'s provider, as kubelet projects
+    /// it into a pod, valid for `lifetime` from now.
+    pub fn mint_oidc_token(&self, cloud: Cloud, lifetime: Duration) -> String {
+        identity::mint_token(
+            &self.settings.identity.cloud(cloud).audience,
+            self.now_ms().div_euclid(1000),
+            lifetime,
+        )
+    }
+
+    /// Verifies an OIDC token presented to `cloud`'s STS now.
+    pub fn verify_oidc_token(&self, cloud: Cloud, token: &str) -> Result<(), identity::TokenError> {
+        identity::verify_token(
+            token,
+            &self.settings.identity.cloud(cloud).audience,
+            self.now_ms().div_euclid(1000),
+        )
+    }
+
+    /// A role of `cloud`'s account by ARN.
+    pub fn role(&self, cloud: Cloud, arn: &str) -> Option<identity::SimRole> {
+        self.settings
+            .identity
+            .cloud(cloud)
+            .roles
+            .iter()
+            .find(|r| r.arn == arn)
+            .cloned()
     }
 
     /// Takes one request from the (key, action) bucket of `rate` per second (burst of one
@@ -412,11 +497,16 @@ impl SimState {
     }
 }
 
-/// A running simulator: one listener per cloud.
+/// A running simulator: one listener per cloud's management API, and one per cloud's
+/// STS and instance metadata service.
 pub struct Simulator {
     state: Arc<SimState>,
     alibaba_addr: SocketAddr,
     tencent_addr: SocketAddr,
+    alibaba_sts_addr: SocketAddr,
+    tencent_sts_addr: SocketAddr,
+    alibaba_metadata_addr: SocketAddr,
+    tencent_metadata_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
 }
 
@@ -431,7 +521,8 @@ impl Simulator {
         Self::start_on(settings, world, clock, local, local).await
     }
 
-    /// Starts both clouds' APIs on the given addresses.
+    /// Starts both clouds' APIs on the given addresses (STS and metadata services on
+    /// ephemeral ports of the Alibaba address' IP).
     pub async fn start_on(
         settings: SimSettings,
         world: World,
@@ -443,14 +534,42 @@ impl Simulator {
         let (shutdown, rx) = watch::channel(false);
         let ali = TcpListener::bind(alibaba).await?;
         let tc = TcpListener::bind(tencent).await?;
+        let side = SocketAddr::new(alibaba.ip(), 0);
+        let ali_sts = TcpListener::bind(side).await?;
+        let tc_sts = TcpListener::bind(side).await?;
+        let ali_meta = TcpListener::bind(side).await?;
+        let tc_meta = TcpListener::bind(side).await?;
         let sim = Simulator {
             state: state.clone(),
             alibaba_addr: ali.local_addr()?,
             tencent_addr: tc.local_addr()?,
+            alibaba_sts_addr: ali_sts.local_addr()?,
+            tencent_sts_addr: tc_sts.local_addr()?,
+            alibaba_metadata_addr: ali_meta.local_addr()?,
+            tencent_metadata_addr: tc_meta.local_addr()?,
             shutdown,
         };
         tokio::spawn(serve(ali, state.clone(), alibaba::handle, rx.clone()));
-        tokio::spawn(serve(tc, state, tencent::handle, rx));
+        tokio::spawn(serve(tc, state.clone(), tencent::handle, rx.clone()));
+        tokio::spawn(serve(
+            ali_sts,
+            state.clone(),
+            alibaba_sts::handle,
+            rx.clone(),
+        ));
+        tokio::spawn(serve(
+            tc_sts,
+            state.clone(),
+            tencent_sts::handle,
+            rx.clone(),
+        ));
+        tokio::spawn(serve(
+            ali_meta,
+            state.clone(),
+            metadata::alibaba,
+            rx.clone(),
+        ));
+        tokio::spawn(serve(tc_meta, state, metadata::tencent, rx));
         Ok(sim)
     }
 
@@ -470,6 +589,31 @@ impl Simulator {
             Cloud::Alibaba => self.alibaba_endpoint(),
             Cloud::Tencent => self.tencent_endpoint(),
         }
+    }
+
+    /// Base URL of a cloud's simulated STS.
+    pub fn sts_endpoint(&self, cloud: Cloud) -> String {
+        match cloud {
+            Cloud::Alibaba => format!("http://{}", self.alibaba_sts_addr),
+            Cloud::Tencent => format!("http://{}", self.tencent_sts_addr),
+        }
+    }
+
+    /// Base URL of a cloud's simulated instance metadata service.
+    pub fn metadata_endpoint(&self, cloud: Cloud) -> String {
+        match cloud {
+            Cloud::Alibaba => format!("http://{}", self.alibaba_metadata_addr),
+            Cloud::Tencent => format!("http://{}", self.tencent_metadata_addr),
+        }
+    }
+
+    /// The URL of the simulated `ALIBABA_CLOUD_CREDENTIALS_URI` service.
+    pub fn credentials_uri(&self) -> String {
+        format!(
+            "http://{}{}",
+            self.alibaba_metadata_addr,
+            metadata::CREDENTIALS_URI_PATH
+        )
     }
 
     /// The shared state: world, faults, request log.

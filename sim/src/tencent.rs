@@ -55,19 +55,19 @@ pub fn rate_limit(action: &str) -> f64 {
 
 /// An error answer: `Response.Error.{Code,Message}`.
 #[derive(Debug, PartialEq)]
-struct Failure {
-    code: String,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) code: String,
+    pub(crate) message: String,
 }
 
-fn fail(code: &str, message: impl Into<String>) -> Failure {
+pub(crate) fn fail(code: &str, message: impl Into<String>) -> Failure {
     Failure {
         code: code.to_string(),
         message: message.into(),
     }
 }
 
-fn missing(name: &str) -> Failure {
+pub(crate) fn missing(name: &str) -> Failure {
     fail(
         "MissingParameter",
         format!("The request is missing a required parameter `{name}`."),
@@ -127,7 +127,7 @@ pub fn handle(state: &SimState, req: &RawRequest) -> SimResponse {
 /// A JSON answer with the content type Tencent sends: exactly `application/json`. The
 /// official Python SDK looks for `Response.Error` only under that content type (or
 /// `text/plain`), so a `;charset=utf-8` suffix would make it take errors for successes.
-fn json_response(value: &Value) -> SimResponse {
+pub(crate) fn json_response(value: &Value) -> SimResponse {
     let mut response = SimResponse::json(200, value);
     response
         .headers
@@ -135,14 +135,14 @@ fn json_response(value: &Value) -> SimResponse {
     response.header("content-type", "application/json")
 }
 
-fn error_response(failure: &Failure, request_id: &str) -> SimResponse {
+pub(crate) fn error_response(failure: &Failure, request_id: &str) -> SimResponse {
     json_response(&json!({"Response": {
         "Error": {"Code": failure.code, "Message": failure.message},
         "RequestId": request_id,
     }}))
 }
 
-fn throttled(rate: f64) -> Failure {
+pub(crate) fn throttled(rate: f64) -> Failure {
     fail(
         "RequestLimitExceeded",
         format!(
@@ -307,6 +307,21 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, String> {
 
 /// Every check before the operation; returns the SecretId the request is signed with.
 fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<String, Failure> {
+    let timestamp = check_envelope(state, req, action, "ckafka", VERSION, &ACTIONS)?;
+    verify_signature(state, req, timestamp, SERVICE).map(|key| key.id)
+}
+
+/// The checks every API 3.0 request passes before its signature: `POST /` with a JSON
+/// body, a known action of `product` at `version`, a region, and a timestamp within five
+/// minutes. Returns the timestamp.
+pub(crate) fn check_envelope(
+    state: &SimState,
+    req: &RawRequest,
+    action: &str,
+    product: &str,
+    version: &str,
+    actions: &[&str],
+) -> Result<i64, Failure> {
     if req.method != "POST" || req.path_and_query != "/" {
         return Err(fail(
             "UnsupportedProtocol",
@@ -327,15 +342,15 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
     if action.is_empty() {
         return Err(missing("Action"));
     }
-    if !ACTIONS.contains(&action) {
+    if !actions.contains(&action) {
         return Err(fail(
             "InvalidAction",
-            format!("The action `{action}` is not supported by ckafka {VERSION}."),
+            format!("The action `{action}` is not supported by {product} {version}."),
         ));
     }
     match req.header("x-tc-version") {
         None | Some("") => return Err(missing("Version")),
-        Some(VERSION) => {}
+        Some(v) if v == version => {}
         Some(v) => {
             return Err(fail(
                 "NoSuchVersion",
@@ -355,6 +370,12 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
             )
         })?,
     };
+    check_timestamp(state, timestamp)?;
+    Ok(timestamp)
+}
+
+/// `X-TC-Timestamp` within five minutes of the service's time.
+fn check_timestamp(state: &SimState, timestamp: i64) -> Result<(), Failure> {
     let now = state.now_ms().div_euclid(1000);
     if (timestamp - now).abs() > MAX_SKEW_SECS {
         return Err(fail(
@@ -364,6 +385,18 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
             ),
         ));
     }
+    Ok(())
+}
+
+/// Checks a request's TC3 `Authorization` for `service`: well formed, dated on the
+/// timestamp's UTC date, a known SecretId with its session token (not expired), and a
+/// signature over the listed headers and the body that verifies. Returns the key.
+pub(crate) fn verify_signature(
+    state: &SimState,
+    req: &RawRequest,
+    timestamp: i64,
+    service: &str,
+) -> Result<super::SimKey, Failure> {
     let invalid_auth = |why: String| {
         fail(
             "AuthFailure.InvalidAuthorization",
@@ -379,9 +412,9 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
             auth.date
         )));
     }
-    if auth.service != SERVICE {
+    if auth.service != service {
         return Err(invalid_auth(format!(
-            "the credential service {} is not {SERVICE}",
+            "the credential service {} is not {service}",
             auth.service
         )));
     }
@@ -396,6 +429,12 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
         return Err(fail(
             "AuthFailure.TokenFailure",
             "The token is missing, invalid, or does not belong to this SecretId.",
+        ));
+    }
+    if state.key_expired(Cloud::Tencent, auth.secret_id) {
+        return Err(fail(
+            "AuthFailure.TokenFailure",
+            "The temporary credentials have expired.",
         ));
     }
     let mut headers = Vec::with_capacity(auth.signed_headers.len());
@@ -417,7 +456,7 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
             headers: &headers,
             payload,
             timestamp,
-            service: SERVICE,
+            service,
         },
         &key.id,
         &key.secret,
@@ -429,7 +468,7 @@ fn authenticate(state: &SimState, req: &RawRequest, action: &str) -> Result<Stri
             "The provided credentials could not be validated. Please check your signature is correct.",
         ));
     }
-    Ok(key.id.clone())
+    Ok(key)
 }
 
 /// The consumer group a request is about, for fault rules and the log.

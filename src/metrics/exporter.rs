@@ -3,12 +3,15 @@
 //! scheduler reports through [`PollObserver`], the providers through [`ApiObserver`], the
 //! exporter through the methods below, so no other module knows a label order.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use prometheus::{
     Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+use crate::credentials::{CredentialObserver, SourceKind};
 use crate::model::Cloud;
 use crate::providers::{ApiObserver, ErrorKind};
 use crate::scheduler::PollObserver;
@@ -31,6 +34,11 @@ pub struct ExporterMetrics {
     polls_skipped_total: IntCounterVec,
     config_last_reload_successful: IntGauge,
     config_last_reload_success_timestamp_seconds: Gauge,
+    credentials_expiry_timestamp_seconds: GaugeVec,
+    credentials_refresh_errors_total: IntCounterVec,
+    /// The source kinds whose refresh-error series exist, by account, so that a reload
+    /// removes the series of accounts and sources that went away.
+    credential_series: Arc<Mutex<BTreeMap<String, Vec<SourceKind>>>>,
 }
 
 const NS: &str = "kafka_cloud_lag_exporter";
@@ -120,8 +128,27 @@ impl ExporterMetrics {
                 )
                 .namespace(NS),
             )?,
+            credentials_expiry_timestamp_seconds: GaugeVec::new(
+                Opts::new(
+                    "credentials_expiry_timestamp_seconds",
+                    "Unix time at which the account's temporary credentials expire; absent for static keys.",
+                )
+                .namespace(NS),
+                &["account"],
+            )?,
+            credentials_refresh_errors_total: IntCounterVec::new(
+                Opts::new(
+                    "credentials_refresh_errors_total",
+                    "Failed fetches or refreshes of temporary credentials, by the kind of source that failed.",
+                )
+                .namespace(NS),
+                &["account", "source"],
+            )?,
+            credential_series: Arc::default(),
         };
         registry.register(Box::new(m.build_info.clone()))?;
+        registry.register(Box::new(m.credentials_expiry_timestamp_seconds.clone()))?;
+        registry.register(Box::new(m.credentials_refresh_errors_total.clone()))?;
         registry.register(Box::new(m.discovery_errors_total.clone()))?;
         registry.register(Box::new(m.polls_skipped_total.clone()))?;
         registry.register(Box::new(m.config_last_reload_successful.clone()))?;
@@ -168,6 +195,52 @@ impl ExporterMetrics {
     pub fn init_account(&self, cloud: Cloud, account: &str) {
         self.discovery_errors_total
             .with_label_values(&[cloud.as_str(), account]);
+    }
+
+    /// A (re)built credential provider of `account`, which may fail with these kinds of
+    /// source: their error series start at 0; the expiry is absent until it refreshes.
+    pub fn init_credentials(&self, account: &str, kinds: &[SourceKind]) {
+        let mut series = self
+            .credential_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for old in series.remove(account).unwrap_or_default() {
+            if !kinds.contains(&old) {
+                let _ = self
+                    .credentials_refresh_errors_total
+                    .remove_label_values(&[account, old.as_str()]);
+            }
+        }
+        let _ = self
+            .credentials_expiry_timestamp_seconds
+            .remove_label_values(&[account]);
+        for kind in kinds {
+            self.credentials_refresh_errors_total
+                .with_label_values(&[account, kind.as_str()]);
+        }
+        series.insert(account.to_string(), kinds.to_vec());
+    }
+
+    /// Removes the credential series of every account not in `accounts`.
+    pub fn retain_credentials(&self, accounts: &[&str]) {
+        let mut series = self
+            .credential_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        series.retain(|account, kinds| {
+            let keep = accounts.contains(&account.as_str());
+            if !keep {
+                let _ = self
+                    .credentials_expiry_timestamp_seconds
+                    .remove_label_values(&[account]);
+                for kind in kinds.iter() {
+                    let _ = self
+                        .credentials_refresh_errors_total
+                        .remove_label_values(&[account, kind.as_str()]);
+                }
+            }
+            keep
+        });
     }
 
     /// A configuration was loaded (`ok`) or a reload was rejected, at `at`.
@@ -229,6 +302,28 @@ impl ApiObserver for ExporterMetrics {
     fn retry(&self, cloud: Cloud, action: &'static str) {
         self.api_retries_total
             .with_label_values(&[cloud.as_str(), action])
+            .inc();
+    }
+}
+
+impl CredentialObserver for ExporterMetrics {
+    fn credentials_refreshed(&self, account: &str, expires_at: Option<SystemTime>) {
+        match expires_at {
+            Some(at) => self
+                .credentials_expiry_timestamp_seconds
+                .with_label_values(&[account])
+                .set(kcle_clock::unix_seconds_f64(at)),
+            None => {
+                let _ = self
+                    .credentials_expiry_timestamp_seconds
+                    .remove_label_values(&[account]);
+            }
+        }
+    }
+
+    fn credentials_refresh_failed(&self, account: &str, source: SourceKind) {
+        self.credentials_refresh_errors_total
+            .with_label_values(&[account, source.as_str()])
             .inc();
     }
 }

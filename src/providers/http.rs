@@ -53,7 +53,8 @@ pub fn transport_error(e: reqwest::Error) -> ProviderError {
     ProviderError::new(kind, message).retryable(true)
 }
 
-/// One signed API request, ready to send: always a `POST`.
+/// One API request, ready to send: a `POST` for the management APIs; credential sources
+/// also `GET` and `PUT` (instance metadata).
 ///
 /// Its `Debug` shows the URL without query values and hides the value of every header
 /// marked sensitive, so a request in a log line or a panic never reveals a signature,
@@ -61,6 +62,7 @@ pub fn transport_error(e: reqwest::Error) -> ProviderError {
 /// or token with a byte that HTTP cannot carry is refused before anything is sent.
 #[derive(Clone)]
 pub struct HttpRequest {
+    pub method: reqwest::Method,
     pub url: reqwest::Url,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
@@ -77,9 +79,26 @@ impl HttpRequest {
     /// A `POST` to `url` with no headers and an empty body.
     pub fn post(url: reqwest::Url) -> Self {
         HttpRequest {
+            method: reqwest::Method::POST,
             url,
             headers: HeaderMap::new(),
             body: Vec::new(),
+        }
+    }
+
+    /// A `GET` of `url` with no headers.
+    pub fn get(url: reqwest::Url) -> Self {
+        HttpRequest {
+            method: reqwest::Method::GET,
+            ..HttpRequest::post(url)
+        }
+    }
+
+    /// A `PUT` to `url` with no headers and an empty body.
+    pub fn put(url: reqwest::Url) -> Self {
+        HttpRequest {
+            method: reqwest::Method::PUT,
+            ..HttpRequest::post(url)
         }
     }
 
@@ -137,6 +156,7 @@ impl fmt::Debug for HttpRequest {
             })
             .collect();
         f.debug_struct("HttpRequest")
+            .field("method", &self.method.as_str())
             .field("url", &self.redacted_url())
             .field("headers", &headers)
             .field("body_bytes", &self.body.len())
@@ -153,7 +173,7 @@ pub async fn send(
     request: HttpRequest,
 ) -> Result<(u16, HeaderMap, bytes::Bytes), ProviderError> {
     let response = client
-        .post(request.url)
+        .request(request.method, request.url)
         .headers(request.headers)
         .body(request.body)
         .send()

@@ -10,6 +10,7 @@
 pub mod alibaba;
 pub mod budget;
 pub mod call;
+pub mod credentials;
 pub mod http;
 pub mod tencent;
 
@@ -159,6 +160,11 @@ pub struct Profile {
     pub default_endpoint: &'static str,
     /// The standard environment variables the cloud's official SDKs read.
     pub credential_env: CredentialEnv,
+    /// Every other variable its credential sources read (OIDC, profiles, metadata
+    /// switches), as the official SDKs name them.
+    pub credential_variables: &'static [&'static str],
+    /// Role session durations its STS accepts (`oidc.duration`, `assume_role.duration`).
+    pub session_duration: (Duration, Duration),
     /// Every API action this exporter calls, with the cloud's documented limits.
     pub actions: &'static [Action],
     /// Client-side budget, requests per second, of an action without a documented limit.
@@ -440,13 +446,40 @@ pub struct AccountSpec {
 
 impl AccountSpec {
     /// The account's current credentials; an error names the account and the source.
-    pub fn credentials(&self) -> Result<Arc<crate::credentials::Credentials>, ProviderError> {
-        self.credentials.get().map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Credentials,
-                format!("account {}: {e}", self.name),
-            )
+    /// Local keys that cannot be read are a `credentials` failure (nothing was sent);
+    /// temporary credentials that could not be had (sign-in refused, expired, metadata
+    /// unreachable) an `auth` failure. Neither is retried within a poll.
+    pub async fn credentials(&self) -> Result<Arc<crate::credentials::Credentials>, ProviderError> {
+        self.credentials.get().await.map_err(|e| {
+            let kind = if e.is_sign_in() {
+                ErrorKind::Auth
+            } else {
+                ErrorKind::Credentials
+            };
+            ProviderError::new(kind, format!("account {}: {e}", self.name)).retryable(false)
         })
+    }
+
+    /// [`AccountSpec::credentials`] before a call is sent, so that credentials that are
+    /// not there fail the poll without counting a request; waits at most until
+    /// `deadline` for a first fetch (which goes on in the background).
+    pub async fn credentials_by(
+        &self,
+        clock: &Clock,
+        deadline: Instant,
+    ) -> Result<Arc<crate::credentials::Credentials>, ProviderError> {
+        match clock.timeout_at(deadline, self.credentials()).await {
+            Ok(result) => result,
+            Err(_) => Err(ProviderError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "account {}: no credentials from {} before the poll deadline",
+                    self.name,
+                    self.credentials.describe()
+                ),
+            )
+            .retryable(false)),
+        }
     }
 }
 

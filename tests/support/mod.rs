@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod accuracy;
+pub mod creds;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -42,10 +43,11 @@ impl SimEnvironment {
     /// The credential sources of an account of this environment.
     pub fn resolver(&self) -> impl Fn(&Account) -> CredentialSources + Send + Sync + 'static {
         let map = self.credentials.clone();
-        move |a: &Account| {
-            map.get(&a.name)
-                .cloned()
-                .unwrap_or_else(|| a.credential_sources())
+        // An account given a `credentials` block uses it (OIDC and the other sources
+        // against the simulator); the others get the simulator's keys.
+        move |a: &Account| match (&a.credentials, map.get(&a.name)) {
+            (None, Some(sources)) => sources.clone(),
+            _ => a.credential_sources(),
         }
     }
 
@@ -119,10 +121,20 @@ impl Harness {
         settings: SimSettings,
         edit: impl FnOnce(&mut Config),
     ) -> Harness {
+        Harness::with_sim_config(spec, settings, |_, config| edit(config)).await
+    }
+
+    /// A harness whose configuration is edited, knowing the simulator's endpoints (STS,
+    /// metadata), before the exporter is built.
+    pub async fn with_sim_config(
+        spec: WorldSpec,
+        settings: SimSettings,
+        edit: impl FnOnce(&Simulator, &mut Config),
+    ) -> Harness {
         let clock = Clock::virtual_at_unix(T0_SECS);
         let mut env =
             start_environment(&spec, settings, clock.clone(), Duration::from_secs(30)).await;
-        edit(&mut env.config);
+        edit(&env.sim, &mut env.config);
         let path = std::path::Path::new("test.yaml");
         env.config.validate(path).expect("edited config is valid");
         let exporter = Exporter::new(env.config.clone(), env.runtime(&clock), None);

@@ -38,7 +38,8 @@ pub use target::{Scope, Selection, Target, parse_datetime, parse_duration, parse
 
 use crate::cli::{Cli, EXIT_CONFIG, EXIT_FAILURE, ResetArgs, ResetOutput};
 use crate::config::{Account, Config};
-use crate::exporter::{Runtime, account_spec, provider_deps};
+use crate::credentials::NoCredentialObserver;
+use crate::exporter::{Runtime, account_credentials, account_spec_with, provider_deps};
 use crate::model::{GroupProgress, InstanceRef};
 use crate::providers::{self, ErrorKind, NoopObserver, OffsetWriter, ProviderError};
 use report::{Audit, Confirmation, Report, Status};
@@ -137,15 +138,20 @@ async fn reset(
     let account = find_account(config, &args.account)?;
     let (target, scope) = target::parse(args, clock.now())?;
     report.target = Some(target.describe());
-    // Read the key now, so that a missing one is a configuration error naming the source
-    // rather than a failed call.
-    let sources = (runtime.credentials)(account);
-    crate::credentials::resolve(&sources)
+    // Get the credentials now, so that a missing key (or a refused sign-in) is an error
+    // naming the source rather than a failed call.
+    let credentials = account_credentials(account, runtime, Arc::new(NoCredentialObserver));
+    credentials
+        .get()
+        .await
         .map_err(|e| refused(format!("account {}: {e}", account.name)))?;
 
     let deps = provider_deps(config, account, runtime, Arc::new(NoopObserver));
     let provider_in = |region: &str| {
-        providers::build_writer(account_spec(account, region, sources.clone(), clock), &deps)
+        providers::build_writer(
+            account_spec_with(account, region, credentials.clone()),
+            &deps,
+        )
     };
     let deadline = || clock.instant() + config.request_timeout();
 

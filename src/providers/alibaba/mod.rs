@@ -14,6 +14,7 @@
 //! operator knows which key to check). Must not retry `UpdateConsumerOffset`.
 
 pub use kcle_cloud::alibaba::sign;
+pub mod credentials;
 mod wire;
 
 use std::collections::HashSet;
@@ -53,6 +54,11 @@ pub static PROFILE: Profile = Profile {
         secret: "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
         token: &["ALIBABA_CLOUD_SECURITY_TOKEN"],
     },
+    credential_variables: credentials::VARIABLES,
+    session_duration: (
+        Duration::from_secs(kcle_cloud::alibaba::sts::MIN_SESSION_SECS),
+        Duration::from_secs(kcle_cloud::alibaba::sts::MAX_SESSION_SECS),
+    ),
     actions: kcle_cloud::alibaba::ACTIONS,
     // Alibaba publishes no limit for these operations: a conservative budget.
     fallback_rate: 10.0,
@@ -137,6 +143,10 @@ impl AlibabaProvider {
         deadline: Instant,
         write: bool,
     ) -> Result<T, ProviderError> {
+        self.spec
+            .credentials_by(self.caller.clock(), deadline)
+            .await
+            .map_err(|e| e.with_action(action))?;
         let attempt = || self.attempt::<T>(action, params, write);
         if write {
             self.caller.call_once(action, deadline, attempt).await
@@ -152,7 +162,7 @@ impl AlibabaProvider {
         params: &[(&'static str, String)],
         write: bool,
     ) -> Result<T, ProviderError> {
-        let creds = self.spec.credentials()?;
+        let creds = self.spec.credentials().await?;
         let now = unix_secs(self.caller.clock().now());
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let signed = build_request(

@@ -11,9 +11,11 @@
 //! `Authorization` header into an error or a log line.
 
 pub use kcle_cloud::tencent::sign;
+pub mod credentials;
 mod wire;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use kcle_clock::Instant;
 
@@ -54,6 +56,11 @@ pub static PROFILE: Profile = Profile {
             "TENCENTCLOUD_TOKEN",
         ],
     },
+    credential_variables: credentials::VARIABLES,
+    session_duration: (
+        Duration::from_secs(kcle_cloud::tencent::sts::MIN_SESSION_SECS),
+        Duration::from_secs(kcle_cloud::tencent::sts::MAX_SESSION_SECS),
+    ),
     actions: kcle_cloud::tencent::ACTIONS,
     // BatchModifyGroupOffsets has no published limit: the smaller documented figure.
     fallback_rate: 20.0,
@@ -141,7 +148,7 @@ impl TencentProvider {
         let target = self.target.as_ref().map_err(|e| {
             ProviderError::new(ErrorKind::Connection, format!("{action}: {e}")).retryable(false)
         })?;
-        let creds = self.spec.credentials()?;
+        let creds = self.spec.credentials().await?;
         let payload = serde_json::to_vec(body).expect("request bodies serialize");
         // Each attempt is signed anew: the timestamp must be within 5 minutes when it lands.
         let timestamp = unix_secs(self.caller.clock().now());
@@ -172,6 +179,16 @@ impl TencentProvider {
         .map_err(|e| self.unsendable(action, e))?;
         let (status, _, bytes) = send(&self.http, request).await?;
         decode(action, status, &bytes)
+    }
+
+    /// Makes sure the account has credentials before `action` is sent (see
+    /// [`AccountSpec::credentials_by`]).
+    async fn ready(&self, action: &'static str, deadline: Instant) -> Result<(), ProviderError> {
+        self.spec
+            .credentials_by(self.caller.clock(), deadline)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.with_action(action))
     }
 
     /// A request that cannot be sent because a value is not valid in an HTTP header: a
@@ -212,6 +229,7 @@ impl TencentProvider {
         R: Serialize,
         P: DeserializeOwned,
     {
+        self.ready(action, deadline).await?;
         let mut items = Vec::new();
         let mut offset = 0;
         for _ in 0..MAX_PAGES {
@@ -253,6 +271,7 @@ impl TencentProvider {
         body: &impl Serialize,
         deadline: Instant,
     ) -> Result<(), ProviderError> {
+        self.ready(action, deadline).await?;
         self.caller
             .call_once(action, deadline, || async move {
                 let reply: Reply<wire::JgwOperateResponse> =
@@ -711,6 +730,7 @@ impl Provider for TencentProvider {
                 instance_id: &instance.instance_id,
                 group_list: &[group],
             };
+            self.ready(ACTION, deadline).await?;
             self.caller
                 .call(ACTION, deadline, || {
                     let body = &body;
@@ -736,6 +756,7 @@ impl Provider for TencentProvider {
                 instance_id: &instance.instance_id,
                 group_list: groups,
             };
+            self.ready(ACTION, deadline).await?;
             self.caller
                 .call(ACTION, deadline, || {
                     let body = &body;
@@ -766,6 +787,7 @@ impl Provider for TencentProvider {
                 offset,
                 single_partition_record_number: 1,
             };
+            self.ready(ACTION, deadline).await?;
             self.caller
                 .call(ACTION, deadline, || {
                     let body = &body;

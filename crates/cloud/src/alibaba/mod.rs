@@ -2,6 +2,7 @@
 //! actions the exporter calls.
 
 pub mod sign;
+pub mod sts;
 
 use crate::Action;
 

@@ -2,6 +2,7 @@
 //! calls, with their documented rate limits.
 
 pub mod sign;
+pub mod sts;
 
 use crate::Action;
 

@@ -58,3 +58,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "kcle.tls" -}}
 {{- if and .Values.webConfig.enabled .Values.webConfig.tls }}true{{ end }}
 {{- end }}
+
+{{/* The ServiceAccount annotations of pod identity, as the clouds' webhooks read them. */}}
+{{- define "kcle.podIdentityAnnotations" -}}
+{{- $p := .Values.podIdentity }}
+{{- if and (eq $p.provider "ack-rrsa") $p.role }}
+pod-identity.alibabacloud.com/role-name: {{ $p.role | quote }}
+{{- else if and (eq $p.provider "tke") $p.role }}
+tke.cloud.tencent.com/role-arn: {{ $p.role | quote }}
+tke.cloud.tencent.com/audience: {{ include "kcle.podIdentityAudience" . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The audience of the projected token: the OIDC provider's client id. */}}
+{{- define "kcle.podIdentityAudience" -}}
+{{- $p := .Values.podIdentity }}
+{{- if $p.projectedToken.audience }}{{ $p.projectedToken.audience }}
+{{- else if eq $p.provider "tke" }}sts.cloud.tencent.com
+{{- else }}sts.aliyuncs.com
+{{- end }}
+{{- end }}

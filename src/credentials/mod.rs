@@ -1,16 +1,33 @@
-//! Access keys: where they come from (environment variables or files) and how they are
-//! kept out of logs, errors, metrics and `Debug` output.
+//! Credentials: the key pair (and session token) every request is signed with, where it
+//! comes from, how it is kept fresh, and how it is kept out of logs, errors, metrics and
+//! `Debug` output.
 //!
 //! A [`Secret`] has no `Display` and a redacted `Debug`; the only way to read it is
-//! [`Secret::expose`], which signing code calls. File sources are re-read when they are
-//! older than [`FILE_REFRESH`], so rotated Kubernetes secrets are picked up without a restart.
+//! [`Secret::expose`], which signing code calls. A [`CredentialProvider`] hands out the
+//! current credentials: static keys from environment variables or files (re-read when
+//! older than [`FILE_REFRESH`], so rotated Kubernetes secrets are picked up without a
+//! restart), or temporary ones from a source that expires ([`refresh`]: OIDC, instance
+//! roles, assumed roles, profiles), refreshed in the background before they do.
+//!
+//! This module is cloud-neutral: what a cloud's sources send and read lives in
+//! `providers/<cloud>/credentials.rs`, which implements [`refresh::Fetch`].
 
+pub mod refresh;
+pub mod spec;
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kcle_clock::{Clock, Instant};
+
+pub use refresh::{
+    CredentialObserver, Fetch, FetchError, FetchFuture, Issued, NoCredentialObserver, Refresher,
+    SourceKind,
+};
+pub use spec::{AssumeRoleSpec, BaseSource, CredentialSpec, OidcSpec};
 
 /// How long file-sourced credentials are cached before they are read again.
 pub const FILE_REFRESH: Duration = Duration::from_secs(30);
@@ -127,40 +144,165 @@ pub enum CredentialError {
         from: Source,
         reason: String,
     },
+    /// A source of temporary credentials has none to give: not fetched yet, or expired
+    /// and not refreshed. Names the source and why, never a secret.
+    #[error("{message}")]
+    Unavailable { kind: SourceKind, message: String },
 }
 
-/// Resolves an account's credentials, caching file reads for [`FILE_REFRESH`].
-pub struct CredentialProvider {
+impl CredentialError {
+    /// Whether the credentials came from a source that signs in (STS, metadata) rather
+    /// than from local keys that could not be read: such failures are `auth` failures.
+    pub fn is_sign_in(&self) -> bool {
+        matches!(self, CredentialError::Unavailable { .. })
+    }
+}
+
+/// Where environment variables are read from: the process, or a fixed set (tests, so
+/// that they never change the process environment other tests read).
+#[derive(Clone, Debug, Default)]
+pub enum Environment {
+    #[default]
+    Process,
+    Fixed(Arc<BTreeMap<String, String>>),
+}
+
+impl Environment {
+    /// A fixed set of variables.
+    pub fn fixed<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        Environment::Fixed(Arc::new(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        ))
+    }
+
+    /// A variable's value; `Err` when it is set but not UTF-8.
+    pub fn lookup(&self, name: &str) -> Result<Option<String>, NotUnicode> {
+        match self {
+            Environment::Process => match std::env::var(name) {
+                Ok(v) => Ok(Some(v)),
+                Err(std::env::VarError::NotPresent) => Ok(None),
+                Err(std::env::VarError::NotUnicode(_)) => Err(NotUnicode),
+            },
+            Environment::Fixed(vars) => Ok(vars.get(name).cloned()),
+        }
+    }
+
+    /// A variable's value when it is set, UTF-8 and not empty.
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.lookup(name).ok().flatten().filter(|v| !v.is_empty())
+    }
+
+    /// Whether a variable is set to `true` (any case), the SDKs' switches.
+    pub fn is_true(&self, name: &str) -> bool {
+        self.var(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// An environment variable whose value is not UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the value is not valid UTF-8")]
+pub struct NotUnicode;
+
+/// Hands out an account's current credentials: static keys (environment variables, files,
+/// inline values) or temporary ones kept fresh by a [`Refresher`]. Cheap to clone: every
+/// region's provider of an account shares one, so that one refresh serves them all.
+#[derive(Clone)]
+pub struct CredentialProvider(Arc<Keeper>);
+
+enum Keeper {
+    Static(StaticKeys),
+    Refreshing(Arc<Refresher>),
+}
+
+/// Static keys, with file reads cached for [`FILE_REFRESH`].
+struct StaticKeys {
     sources: CredentialSources,
+    env: Environment,
     clock: Clock,
     cache: Mutex<Option<(Instant, Arc<Credentials>)>>,
 }
 
 impl fmt::Debug for CredentialProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CredentialProvider")
-            .field("sources", &self.sources)
-            .finish_non_exhaustive()
+        match &*self.0 {
+            Keeper::Static(keys) => f
+                .debug_struct("CredentialProvider")
+                .field("sources", &keys.sources)
+                .finish_non_exhaustive(),
+            Keeper::Refreshing(r) => f
+                .debug_struct("CredentialProvider")
+                .field("source", &r.describe())
+                .finish_non_exhaustive(),
+        }
     }
 }
 
 impl CredentialProvider {
-    /// Reads from `sources`; `clock` times the re-reads of files.
+    /// Static keys read from `sources` (environment variables of the process); `clock`
+    /// times the re-reads of files.
     pub fn new(sources: CredentialSources, clock: Clock) -> Self {
-        CredentialProvider {
+        Self::with_env(sources, clock, Environment::Process)
+    }
+
+    /// Static keys whose environment variables are read from `env`.
+    pub fn with_env(sources: CredentialSources, clock: Clock, env: Environment) -> Self {
+        CredentialProvider(Arc::new(Keeper::Static(StaticKeys {
             sources,
+            env,
             clock,
             cache: Mutex::new(None),
+        })))
+    }
+
+    /// Temporary credentials, refreshed by `refresher`.
+    pub fn refreshing(refresher: Arc<Refresher>) -> Self {
+        CredentialProvider(Arc::new(Keeper::Refreshing(refresher)))
+    }
+
+    /// The static sources, for static keys.
+    pub fn sources(&self) -> Option<&CredentialSources> {
+        match &*self.0 {
+            Keeper::Static(keys) => Some(&keys.sources),
+            Keeper::Refreshing(_) => None,
         }
     }
 
-    pub fn sources(&self) -> &CredentialSources {
-        &self.sources
+    /// What the credentials come from, for messages (never a secret).
+    pub fn describe(&self) -> String {
+        match &*self.0 {
+            Keeper::Static(keys) => {
+                format!("static keys ({}, {})", keys.sources.id, keys.sources.secret)
+            }
+            Keeper::Refreshing(r) => r.describe(),
+        }
     }
 
-    /// The current credentials. Environment variables are read on every call (cheap);
-    /// files at most every [`FILE_REFRESH`].
-    pub fn get(&self) -> Result<Arc<Credentials>, CredentialError> {
+    /// Every source kind whose refresh failures this provider may count (none for static
+    /// keys, which are never refreshed).
+    pub fn kinds(&self) -> Vec<SourceKind> {
+        match &*self.0 {
+            Keeper::Static(_) => Vec::new(),
+            Keeper::Refreshing(r) => r.kinds(),
+        }
+    }
+
+    /// The current credentials. Static: environment variables are read on every call
+    /// (cheap), files at most every [`FILE_REFRESH`]. Temporary: the cached ones, with a
+    /// refresh started in the background when they are due; only the first call, and
+    /// calls after they expired, wait for a refresh (one for all callers).
+    pub async fn get(&self) -> Result<Arc<Credentials>, CredentialError> {
+        match &*self.0 {
+            Keeper::Static(keys) => keys.get(),
+            Keeper::Refreshing(r) => r.get().await,
+        }
+    }
+}
+
+impl StaticKeys {
+    fn get(&self) -> Result<Arc<Credentials>, CredentialError> {
         let uses_files = self.uses_files();
         if uses_files {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -170,7 +312,7 @@ impl CredentialProvider {
                 return Ok(creds.clone());
             }
         }
-        let creds = Arc::new(resolve(&self.sources)?);
+        let creds = Arc::new(resolve_in(&self.sources, &self.env)?);
         if uses_files {
             *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((self.clock.instant(), creds.clone()));
@@ -192,12 +334,20 @@ impl CredentialProvider {
 /// them (an inner line break in a file, say) is refused here, naming the source; the
 /// secret only keys the signature and may hold any character.
 pub fn resolve(sources: &CredentialSources) -> Result<Credentials, CredentialError> {
-    let id = read_required("id", &sources.id)?;
+    resolve_in(sources, &Environment::Process)
+}
+
+/// [`resolve`], reading environment variables from `env`.
+pub fn resolve_in(
+    sources: &CredentialSources,
+    env: &Environment,
+) -> Result<Credentials, CredentialError> {
+    let id = read_required("id", &sources.id, env)?;
     sendable("id", &sources.id, &id)?;
-    let secret = read_required("secret", &sources.secret)?;
+    let secret = read_required("secret", &sources.secret, env)?;
     let mut token = None;
     for source in &sources.token {
-        if let Some(value) = read_optional("token", source)? {
+        if let Some(value) = read_optional("token", source, env)? {
             sendable("token", source, &value)?;
             token = Some(value);
             break;
@@ -220,8 +370,12 @@ fn sendable(what: &'static str, source: &Source, value: &Secret) -> Result<(), C
     Ok(())
 }
 
-fn read_required(what: &'static str, source: &Source) -> Result<Secret, CredentialError> {
-    match read_optional(what, source)? {
+fn read_required(
+    what: &'static str,
+    source: &Source,
+    env: &Environment,
+) -> Result<Secret, CredentialError> {
+    match read_optional(what, source, env)? {
         Some(v) => Ok(v),
         None => Err(CredentialError::NotSet {
             what,
@@ -231,12 +385,16 @@ fn read_required(what: &'static str, source: &Source) -> Result<Secret, Credenti
 }
 
 /// `Ok(None)` when an environment variable is unset; files must exist once named.
-fn read_optional(what: &'static str, source: &Source) -> Result<Option<Secret>, CredentialError> {
+fn read_optional(
+    what: &'static str,
+    source: &Source,
+    env: &Environment,
+) -> Result<Option<Secret>, CredentialError> {
     let value = match source {
-        Source::Env(name) => match std::env::var(name) {
-            Ok(v) => v,
-            Err(std::env::VarError::NotPresent) => return Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => {
+        Source::Env(name) => match env.lookup(name) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(None),
+            Err(NotUnicode) => {
                 return Err(CredentialError::Unreadable {
                     what,
                     from: source.clone(),

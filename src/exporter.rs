@@ -19,7 +19,7 @@ use crate::credentials::{
     CredentialObserver, CredentialProvider, CredentialSources, Environment, SourceKind,
 };
 use crate::discovery::Rules;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Scrape};
 use crate::model::{GroupTarget, InstanceRef};
 use crate::providers::budget::Budget;
 use crate::providers::credentials::CredentialDeps;
@@ -110,6 +110,12 @@ impl Exporter {
         &self.runtime.clock
     }
 
+    /// A scrape of this moment, rendered piece by piece ([`Scrape::fill`]).
+    pub fn scrape(&self) -> Scrape {
+        self.metrics
+            .scrape(&self.store, self.scheduler.status(), self.clock().now())
+    }
+
     /// The current exposition.
     pub fn render(&self) -> Vec<u8> {
         self.metrics
@@ -192,6 +198,10 @@ impl Exporter {
 }
 
 impl Backend for Exporter {
+    fn scrape(&self) -> Box<dyn web::Exposition> {
+        Box::new(Exporter::scrape(self))
+    }
+
     fn render(&self) -> Vec<u8> {
         Exporter::render(self)
     }
@@ -206,6 +216,12 @@ impl Backend for Exporter {
 
     fn reload(&self) -> Result<(), String> {
         Exporter::reload(self)
+    }
+}
+
+impl web::Exposition for Scrape {
+    fn fill(&mut self, out: &mut Vec<u8>, until: usize) -> bool {
+        Scrape::fill(self, out, until)
     }
 }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_cloud_lag_exporter::web::WebConfigSource;
-use kafka_cloud_lag_exporter::web::{self as server, Backend, ServerState, WebProtection};
+use kafka_cloud_lag_exporter::web::{
+    self as server, Backend, Exposition, Prerendered, ServerState, WebProtection,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,8 +25,8 @@ const METRICS: &str = "kafka_consumergroup_lag{cloud=\"alibaba\"} 42\n";
 struct Stub;
 
 impl Backend for Stub {
-    fn render(&self) -> Vec<u8> {
-        METRICS.as_bytes().to_vec()
+    fn scrape(&self) -> Box<dyn Exposition> {
+        Box::new(Prerendered::new(METRICS))
     }
     fn is_ready(&self) -> bool {
         true

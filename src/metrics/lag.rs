@@ -1,4 +1,6 @@
-//! The lag families and per-group health, rendered from the store on every scrape.
+//! The lag families and per-group health: which series exist for a snapshot of the store,
+//! and their text. `stream` walks the [`steps`] unit by unit (a group, a topic of a group,
+//! or a topic of an instance) to render a scrape piece by piece.
 //!
 //! Fresh per scrape, so a group, topic or partition that disappears from the store
 //! disappears from `/metrics`. Groups whose polls have failed for longer than
@@ -12,12 +14,13 @@
 //! kafka-lag-exporter's names with its labels `cluster_name` (the instance id) and
 //! `group`. Every other family is this exporter's own and is the same in both.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::text::{Family, Value, header, sample};
+use super::text::{self, Family, Value, sample};
 use crate::config::MetricNames;
-use crate::model::{GroupInfo, GroupState, PartitionProgress, Status};
+use crate::model::{GroupState, PartitionProgress, Status};
 use crate::store::{GroupEntry, PartitionDerived, Polled};
 use kcle_clock::unix_seconds_f64;
 
@@ -221,7 +224,7 @@ impl Naming {
 
 /// How a naming scheme labels a group and a partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scheme {
+pub(super) enum Scheme {
     /// `cloud`, `instance_id`, `consumergroup`.
     KafkaExporter,
     /// `cluster_name` (the instance id: unique, and what the console shows as the
@@ -313,231 +316,333 @@ pub struct RenderOptions {
     pub naming: Naming,
 }
 
-/// Appends every lag and per-group health family for `entries` (in store order).
-pub fn render(out: &mut Vec<u8>, entries: &[Arc<GroupEntry>], opts: &RenderOptions) {
-    let all_fresh: Vec<(&GroupEntry, &Polled)> = entries
-        .iter()
-        .filter_map(|e| e.fresh_data(opts.now, opts.stale_after).map(|p| (&**e, p)))
-        .collect();
-    // Groups the cardinality controls skip export no lag series.
-    let fresh: Vec<(&GroupEntry, &Polled)> = all_fresh
-        .iter()
-        .filter(|(_, p)| !p.derived.skipped)
-        .copied()
-        .collect();
-    let n = &opts.naming;
-    let scheme = n.labels;
+impl RenderOptions {
+    /// `entry`'s data to export, unless polls have failed for longer than `stale_after`.
+    fn fresh<'a>(&self, entry: &'a GroupEntry) -> Option<&'a Polled> {
+        entry.fresh_data(self.now, self.stale_after)
+    }
 
-    partition_family(out, &n.current_offset, scheme, &fresh, |p, _| {
-        p.committed.map(Value::Int)
-    });
-    partition_family(out, &n.lag, scheme, &fresh, |p, _| p.lag().map(Value::Int));
-    partition_family(out, &n.lag_seconds, scheme, &fresh, |p, _| {
-        p.time_lag.map(|t| Value::Float(t.seconds))
-    });
+    /// `entry`'s fresh data when the cardinality controls let its lag series through.
+    pub(super) fn shown<'a>(&self, entry: &'a GroupEntry) -> Option<&'a Polled> {
+        self.fresh(entry).filter(|p| !p.derived.skipped)
+    }
+}
 
-    header(out, &n.topic_lag);
-    for (entry, polled) in &fresh {
-        let g = scheme.group(entry);
-        for topic in &polled.progress.topics {
-            let labels = g.with("topic", &topic.topic);
-            sample(
-                out,
-                n.topic_lag.name,
-                labels.as_slice(),
-                Value::Int(topic.lag()),
-            );
+/// A per-partition value from a partition and what was derived for it; `None` skips it.
+type PartitionValue = fn(&PartitionProgress, PartitionDerived) -> Option<Value>;
+/// A per-group value from the group's poll; `None` skips it.
+type GroupValue = fn(&Polled) -> Option<Value>;
+
+/// One family of the lag exposition and how its series are enumerated.
+#[derive(Clone, Copy)]
+pub(super) enum Step {
+    /// A series per partition of every shown group (unit: a topic of a group).
+    Partitions(Family, Scheme, PartitionValue),
+    /// A series per topic of every shown group, its lag summed (unit: a group).
+    TopicLag(Family, Scheme),
+    /// A series per shown group (unit: a group).
+    Groups(Family, Scheme, GroupValue),
+    /// Log-end offsets: one series per instance, topic and partition however many groups
+    /// read it (unit: a topic of an instance, see [`LogEnds`]).
+    LogEnd(Family, Scheme),
+    /// Per-group state and health, for every group it applies to (unit: a group).
+    Health(Health),
+}
+
+/// The per-group state and health families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Health {
+    Status,
+    WorstPartition,
+    State,
+    Members,
+    LastRebalance,
+    Generation,
+    InstanceInfo,
+    GroupUp,
+    LastSuccess,
+}
+
+impl Step {
+    pub(super) fn family(&self) -> &Family {
+        match self {
+            Step::Partitions(f, ..) | Step::TopicLag(f, _) | Step::Groups(f, ..) => f,
+            Step::LogEnd(f, _) => f,
+            Step::Health(h) => match h {
+                Health::Status => &STATUS,
+                Health::WorstPartition => &WORST_PARTITION,
+                Health::State => &STATE,
+                Health::Members => &MEMBERS,
+                Health::LastRebalance => &LAST_REBALANCE,
+                Health::Generation => &GENERATION,
+                Health::InstanceInfo => &INSTANCE_INFO,
+                Health::GroupUp => &GROUP_UP,
+                Health::LastSuccess => &LAST_SUCCESS,
+            },
         }
     }
-    if let Some(family) = &n.sum_lag {
-        group_family(out, family, scheme, &fresh, |p| {
-            let lags = || p.progress.topics.iter().flat_map(|t| &t.partitions);
-            lags()
-                .any(|p| p.committed.is_some())
-                .then(|| Value::Int(lags().filter_map(PartitionProgress::lag).sum()))
-        });
-    }
-    if let Some(family) = &n.max_lag {
-        group_family(out, family, scheme, &fresh, |p| {
+}
+
+/// How many steps [`steps`] lists (some absent in a naming).
+pub(super) const STEPS: usize = 22;
+
+/// Every lag and per-group health family of `naming`, in output order; `None` where the
+/// naming has no such family.
+pub(super) fn steps(naming: &Naming) -> [Option<Step>; STEPS] {
+    let n = naming;
+    let scheme = n.labels;
+    let ke = Scheme::KafkaExporter;
+    [
+        Some(Step::Partitions(n.current_offset, scheme, |p, _| {
+            p.committed.map(Value::Int)
+        })),
+        Some(Step::Partitions(n.lag, scheme, |p, _| {
+            p.lag().map(Value::Int)
+        })),
+        Some(Step::Partitions(n.lag_seconds, scheme, |p, _| {
+            p.time_lag.map(|t| Value::Float(t.seconds))
+        })),
+        Some(Step::TopicLag(n.topic_lag, scheme)),
+        n.sum_lag.map(|f| {
+            Step::Groups(f, scheme, |p| {
+                let lags = || p.progress.topics.iter().flat_map(|t| &t.partitions);
+                lags()
+                    .any(|p| p.committed.is_some())
+                    .then(|| Value::Int(lags().filter_map(PartitionProgress::lag).sum()))
+            })
+        }),
+        n.max_lag.map(|f| {
+            Step::Groups(f, scheme, |p| {
+                p.progress
+                    .topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .filter_map(PartitionProgress::lag)
+                    .max()
+                    .map(Value::Int)
+            })
+        }),
+        Some(Step::Partitions(LAST_CONSUMED, ke, |p, _| {
+            p.last_consumed_ms
+                .map(|ms| Value::Float(ms as f64 / 1000.0))
+        })),
+        // A partition's log end is one series however many groups read it: every group's
+        // poll contributes, skipped or not.
+        Some(Step::LogEnd(n.partition_end, scheme)),
+        Some(Step::Groups(n.max_lag_seconds, scheme, |p| {
             p.progress
                 .topics
                 .iter()
                 .flat_map(|t| &t.partitions)
-                .filter_map(PartitionProgress::lag)
-                .max()
-                .map(Value::Int)
-        });
-    }
+                .filter_map(|p| p.time_lag.map(|l| l.seconds))
+                .reduce(f64::max)
+                .map(Value::Float)
+        })),
+        Some(Step::Partitions(TIME_TO_DRAIN, ke, |_, d| {
+            d.time_to_drain.map(Value::Float)
+        })),
+        Some(Step::Groups(MAX_TIME_TO_DRAIN, ke, |p| {
+            p.derived.max_time_to_drain.map(Value::Float)
+        })),
+        Some(Step::Partitions(RETENTION_MARGIN, ke, |_, d| {
+            d.retention_margin.map(Value::Float)
+        })),
+        Some(Step::Groups(MIN_RETENTION_MARGIN, ke, |p| {
+            p.derived.min_retention_margin.map(Value::Float)
+        })),
+        Some(Step::Health(Health::Status)),
+        Some(Step::Health(Health::WorstPartition)),
+        Some(Step::Health(Health::State)),
+        Some(Step::Health(Health::Members)),
+        Some(Step::Health(Health::LastRebalance)),
+        Some(Step::Health(Health::Generation)),
+        Some(Step::Health(Health::InstanceInfo)),
+        Some(Step::Health(Health::GroupUp)),
+        Some(Step::Health(Health::LastSuccess)),
+    ]
+}
 
-    partition_family(
-        out,
-        &LAST_CONSUMED,
-        Scheme::KafkaExporter,
-        &fresh,
-        |p, _| {
-            p.last_consumed_ms
-                .map(|ms| Value::Float(ms as f64 / 1000.0))
-        },
-    );
+/// Starts `line` afresh with a sample line's fixed part for `entry`'s group: the family's
+/// name and the group's labels, escaped (see [`text::open`]).
+pub(super) fn open_group(line: &mut Vec<u8>, family: &Family, scheme: Scheme, entry: &GroupEntry) {
+    line.clear();
+    text::open(line, family.name, scheme.group(entry).as_slice());
+}
 
-    // A partition's log end is one series however many groups read it: every group's poll
-    // contributes, skipped or not.
-    partition_end(out, &n.partition_end, scheme, &all_fresh);
-
-    group_family(out, &n.max_lag_seconds, scheme, &fresh, |p| {
-        p.progress
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .filter_map(|p| p.time_lag.map(|l| l.seconds))
-            .reduce(f64::max)
-            .map(Value::Float)
-    });
-
-    partition_family(
-        out,
-        &TIME_TO_DRAIN,
-        Scheme::KafkaExporter,
-        &fresh,
-        |_, d| d.time_to_drain.map(Value::Float),
-    );
-    group_family(
-        out,
-        &MAX_TIME_TO_DRAIN,
-        Scheme::KafkaExporter,
-        &fresh,
-        |p| p.derived.max_time_to_drain.map(Value::Float),
-    );
-    partition_family(
-        out,
-        &RETENTION_MARGIN,
-        Scheme::KafkaExporter,
-        &fresh,
-        |_, d| d.retention_margin.map(Value::Float),
-    );
-    group_family(
-        out,
-        &MIN_RETENTION_MARGIN,
-        Scheme::KafkaExporter,
-        &fresh,
-        |p| p.derived.min_retention_margin.map(Value::Float),
-    );
-
-    header(out, &STATUS);
-    for entry in entries.iter().filter(|e| e.last_attempt.is_some()) {
-        let status = if !entry.up {
-            Some(Status::Err)
-        } else {
-            entry
-                .last_good
-                .as_ref()
-                .and_then(|p| p.verdict.as_ref())
-                .map(|v| v.status)
-        };
-        let Some(status) = status else { continue };
-        let g = group_labels(entry);
-        for s in Status::ALL {
-            let labels = [g[0], g[1], g[2], ("status", s.label())];
-            sample(
-                out,
-                STATUS.name,
-                &labels,
-                Value::Int(i64::from(s == status)),
-            );
-        }
-    }
-
-    header(out, &WORST_PARTITION);
+/// Writes the partitions of topic `ti` of a shown group's poll. `line` holds the group's
+/// [`open_group`] part in its first `group_len` bytes; the topic's label is appended to
+/// it once, and each partition's line is then a copy of it and two numbers.
+pub(super) fn topic_partitions(
+    out: &mut Vec<u8>,
+    line: &mut Vec<u8>,
+    group_len: usize,
+    value: PartitionValue,
+    polled: &Polled,
+    ti: usize,
+) {
+    let topic = &polled.progress.topics[ti];
+    line.truncate(group_len);
+    text::label(line, "topic", &topic.topic);
+    line.extend_from_slice(b",partition=\"");
+    // Nothing derived (an empty list) means every partition shown, no derived value.
+    let derived = polled
+        .derived
+        .topics
+        .get(ti)
+        .map_or(&[][..], |t| &t.partitions[..]);
     let mut num = itoa::Buffer::new();
-    for (entry, polled) in all_fresh.iter().filter(|(e, _)| e.up) {
-        if let Some(w) = polled.verdict.as_ref().and_then(|v| v.worst.as_ref()) {
-            let g = group_labels(entry);
-            let labels = [
-                g[0],
-                g[1],
-                g[2],
-                ("topic", w.topic.as_str()),
-                ("partition", num.format(w.partition)),
-                ("status", w.status.label()),
-            ];
-            sample(out, WORST_PARTITION.name, &labels, Value::Int(1));
-        }
-    }
-
-    // Group state and membership, while the group's data is fresh.
-    let infos: Vec<(&GroupEntry, &GroupInfo)> = all_fresh
-        .iter()
-        .filter_map(|(e, _)| e.info.as_ref().map(|(i, _)| (*e, &**i)))
-        .collect();
-    header(out, &STATE);
-    for (entry, info) in &infos {
-        let g = group_labels(entry);
-        for s in GroupState::ALL {
-            let labels = [g[0], g[1], g[2], ("state", s.label())];
-            sample(
-                out,
-                STATE.name,
-                &labels,
-                Value::Int(i64::from(s == info.state)),
-            );
-        }
-    }
-    header(out, &MEMBERS);
-    for (entry, info) in &infos {
-        if let Some(m) = info.members {
-            sample(
-                out,
-                MEMBERS.name,
-                &group_labels(entry),
-                Value::Int(i64::from(m)),
-            );
-        }
-    }
-    header(out, &LAST_REBALANCE);
-    for (entry, info) in &infos {
-        if let Some(ms) = info.rebalance.as_ref().and_then(|r| r.last_ms) {
-            let v = Value::Float(ms as f64 / 1000.0);
-            sample(out, LAST_REBALANCE.name, &group_labels(entry), v);
-        }
-    }
-    header(out, &GENERATION);
-    for (entry, info) in &infos {
-        if let Some(g) = info.rebalance.as_ref().and_then(|r| r.generation) {
-            sample(out, GENERATION.name, &group_labels(entry), Value::Int(g));
-        }
-    }
-
-    header(out, &INSTANCE_INFO);
-    let mut previous: Option<(&str, &str)> = None;
-    for entry in entries {
-        let i = &entry.target.instance;
-        let id = (i.cloud.as_str(), &*i.instance_id);
-        if previous == Some(id) {
+    for (pi, p) in topic.partitions.iter().enumerate() {
+        let d = derived.get(pi).copied().unwrap_or_default();
+        if d.hidden {
             continue;
         }
-        previous = Some(id);
-        let labels = [
-            ("cloud", id.0),
-            ("instance_id", id.1),
-            ("account", &i.account),
-            ("region", &i.region),
-        ];
-        sample(out, INSTANCE_INFO.name, &labels, Value::Int(1));
+        let Some(v) = value(p, d) else { continue };
+        out.extend_from_slice(line);
+        out.extend_from_slice(num.format(p.partition).as_bytes());
+        out.extend_from_slice(b"\"} ");
+        text::write_value(out, v);
+        out.push(b'\n');
     }
+}
 
-    header(out, &GROUP_UP);
-    for entry in entries.iter().filter(|e| e.last_attempt.is_some()) {
-        let v = Value::Int(i64::from(entry.up));
-        sample(out, GROUP_UP.name, &group_labels(entry), v);
+/// Writes a shown group's lag per topic. `line` holds the group's [`open_group`] part.
+pub(super) fn topic_lags(out: &mut Vec<u8>, line: &[u8], polled: &Polled) {
+    for topic in &polled.progress.topics {
+        out.extend_from_slice(line);
+        text::label(out, "topic", &topic.topic);
+        out.extend_from_slice(b"} ");
+        text::write_value(out, Value::Int(topic.lag()));
+        out.push(b'\n');
     }
+}
 
-    header(out, &LAST_SUCCESS);
-    for entry in entries {
-        if let Some(polled) = &entry.last_good {
-            let v = Value::Float(unix_seconds_f64(polled.at));
-            sample(out, LAST_SUCCESS.name, &group_labels(entry), v);
+/// Writes a shown group's sample of a per-group family.
+pub(super) fn group_value(
+    out: &mut Vec<u8>,
+    family: &Family,
+    scheme: Scheme,
+    value: GroupValue,
+    entry: &GroupEntry,
+    polled: &Polled,
+) {
+    if let Some(v) = value(polled) {
+        sample(out, family.name, scheme.group(entry).as_slice(), v);
+    }
+}
+
+/// Writes the samples of one health family for `entries[i]`, where it applies. `line` is
+/// scratch.
+pub(super) fn health(
+    out: &mut Vec<u8>,
+    line: &mut Vec<u8>,
+    which: Health,
+    entries: &[Arc<GroupEntry>],
+    i: usize,
+    opts: &RenderOptions,
+) {
+    let entry = &*entries[i];
+    let family = Step::Health(which).family().name;
+    let g = group_labels(entry);
+    match which {
+        Health::Status => {
+            if entry.last_attempt.is_none() {
+                return;
+            }
+            let status = if !entry.up {
+                Some(Status::Err)
+            } else {
+                entry
+                    .last_good
+                    .as_ref()
+                    .and_then(|p| p.verdict.as_ref())
+                    .map(|v| v.status)
+            };
+            let Some(status) = status else { return };
+            line.clear();
+            text::open(line, family, &g);
+            for s in Status::ALL {
+                one_of(out, line, "status", s.label(), s == status);
+            }
+        }
+        Health::WorstPartition => {
+            let worst = opts
+                .fresh(entry)
+                .filter(|_| entry.up)
+                .and_then(|p| p.verdict.as_ref())
+                .and_then(|v| v.worst.as_ref());
+            if let Some(w) = worst {
+                let mut num = itoa::Buffer::new();
+                let labels = [
+                    g[0],
+                    g[1],
+                    g[2],
+                    ("topic", w.topic.as_str()),
+                    ("partition", num.format(w.partition)),
+                    ("status", w.status.label()),
+                ];
+                sample(out, family, &labels, Value::Int(1));
+            }
+        }
+        // Group state and membership, while the group's data is fresh.
+        Health::State | Health::Members | Health::LastRebalance | Health::Generation => {
+            let Some((info, _)) = opts.fresh(entry).and(entry.info.as_ref()) else {
+                return;
+            };
+            let rebalance = info.rebalance.as_ref();
+            let v = match which {
+                Health::State => {
+                    line.clear();
+                    text::open(line, family, &g);
+                    for s in GroupState::ALL {
+                        one_of(out, line, "state", s.label(), s == info.state);
+                    }
+                    return;
+                }
+                Health::Members => info.members.map(|m| Value::Int(i64::from(m))),
+                Health::LastRebalance => rebalance
+                    .and_then(|r| r.last_ms)
+                    .map(|ms| Value::Float(ms as f64 / 1000.0)),
+                _ => rebalance.and_then(|r| r.generation).map(Value::Int),
+            };
+            if let Some(v) = v {
+                sample(out, family, &g, v);
+            }
+        }
+        Health::InstanceInfo => {
+            let i_ref = &entry.target.instance;
+            let id = (i_ref.cloud, &*i_ref.instance_id);
+            let previous = i.checked_sub(1).map(|p| &entries[p].target.instance);
+            if previous.is_some_and(|p| (p.cloud, &*p.instance_id) == id) {
+                return;
+            }
+            let labels = [
+                ("cloud", id.0.as_str()),
+                ("instance_id", id.1),
+                ("account", &i_ref.account),
+                ("region", &i_ref.region),
+            ];
+            sample(out, family, &labels, Value::Int(1));
+        }
+        Health::GroupUp => {
+            if entry.last_attempt.is_some() {
+                sample(out, family, &g, Value::Int(i64::from(entry.up)));
+            }
+        }
+        Health::LastSuccess => {
+            if let Some(polled) = &entry.last_good {
+                let v = Value::Float(unix_seconds_f64(polled.at));
+                sample(out, family, &g, v);
+            }
         }
     }
+}
+
+/// One sample of a one-of-N family (status, state): `line` holds the family's name and the
+/// group's labels; the value is 1 for the current one.
+fn one_of(out: &mut Vec<u8>, line: &[u8], name: &str, value: &str, current: bool) {
+    out.extend_from_slice(line);
+    text::label(out, name, value);
+    out.extend_from_slice(if current { b"} 1\n" } else { b"} 0\n" });
 }
 
 fn group_labels(entry: &GroupEntry) -> [(&'static str, &str); 3] {
@@ -549,132 +654,151 @@ fn group_labels(entry: &GroupEntry) -> [(&'static str, &str); 3] {
     ]
 }
 
-/// One per-partition family over every fresh group; `value` reads a partition and what
-/// was derived for it, and returns `None` to skip.
-fn partition_family(
-    out: &mut Vec<u8>,
-    family: &Family,
-    scheme: Scheme,
-    fresh: &[(&GroupEntry, &Polled)],
-    value: impl Fn(&PartitionProgress, PartitionDerived) -> Option<Value>,
-) {
-    header(out, family);
-    let mut num = itoa::Buffer::new();
-    for (entry, polled) in fresh {
-        let g = scheme.group(entry);
-        for (ti, topic) in polled.progress.topics.iter().enumerate() {
-            for (pi, p) in topic.partitions.iter().enumerate() {
-                let derived = polled.derived.partition(ti, pi);
-                if derived.hidden {
-                    continue;
-                }
-                let Some(v) = value(p, derived) else {
-                    continue;
-                };
-                let labels = g
-                    .with("topic", &topic.topic)
-                    .with("partition", num.format(p.partition));
-                sample(out, family.name, labels.as_slice(), v);
-            }
-        }
-    }
-}
-
-/// One per-group family over every fresh group; `value` returns `None` to skip.
-fn group_family(
-    out: &mut Vec<u8>,
-    family: &Family,
-    scheme: Scheme,
-    fresh: &[(&GroupEntry, &Polled)],
-    value: impl Fn(&Polled) -> Option<Value>,
-) {
-    header(out, family);
-    for (entry, polled) in fresh {
-        if let Some(v) = value(polled) {
-            sample(out, family.name, scheme.group(entry).as_slice(), v);
-        }
-    }
-}
-
-/// Log-end offsets, once per (cloud, instance, topic, partition) although several groups
-/// report them: the value from the most recent poll wins.
+/// The log-end offsets of one instance at a time, once per (topic, partition) although
+/// several groups report them: the value from the most recent poll among the fresh groups
+/// wins (the first in store order when two polls finished at the same moment).
 ///
-/// Deduplication sorts integer keys (instance ordinal, topic hash, partition) rather than
-/// strings, which keeps it a small part of a 100,000-partition scrape; equal hashes are
-/// confirmed by comparing the names, so a hash collision cannot merge two topics.
-fn partition_end(
-    out: &mut Vec<u8>,
-    family: &Family,
-    scheme: Scheme,
-    fresh: &[(&GroupEntry, &Polled)],
-) {
-    use std::hash::{Hash, Hasher};
+/// When a scrape reaches an instance, [`LogEnds::plan`] lists every fresh group's topics
+/// there, sorted by topic and newest poll first; each topic is then one unit, its
+/// partitions merged from the groups that read it (usually one, already in partition
+/// order). Topics are ordered by a hash of their name (with fixed keys, so the order is
+/// stable), ties by name: sorting integers keeps this a small part of a scrape. The lists
+/// are reused from instance to instance, so a scrape allocates them once.
+#[derive(Debug, Default)]
+pub(super) struct LogEnds {
+    /// The instance planned: its entries `start..end`.
+    planned: Option<(usize, usize)>,
+    /// The instance's fresh (group, topic) pairs by topic, newest poll first.
+    refs: Vec<TopicRef>,
+    /// A topic's (partition, contributor rank, log end) while merging several groups.
+    merge: Vec<(i32, u32, i64)>,
+}
 
-    struct Row<'a> {
-        instance: u32,
-        topic_hash: u64,
-        partition: i32,
-        at: SystemTime,
-        cloud: &'a str,
-        instance_id: &'a str,
-        topic: &'a str,
-        log_end: i64,
-    }
-    header(out, family);
-    let mut rows: Vec<Row<'_>> = Vec::with_capacity(
-        fresh
-            .iter()
-            .map(|(_, p)| p.progress.partition_count())
-            .sum(),
-    );
-    let mut ordinal = 0u32;
-    let mut previous: Option<(&str, &str)> = None;
-    for (entry, polled) in fresh {
-        let i = &entry.target.instance;
-        let id = (i.cloud.as_str(), &*i.instance_id);
-        if previous.is_some_and(|p| p != id) {
-            ordinal += 1;
+/// One fresh group's topic: the entry and topic index, its poll time and the topic name's
+/// hash.
+#[derive(Clone, Copy, Debug)]
+struct TopicRef {
+    hash: u64,
+    at: SystemTime,
+    entry: u32,
+    topic: u32,
+}
+
+impl LogEnds {
+    /// Plans the instance whose entries start at `start` (unless it is planned already)
+    /// and returns the end of its entries and its number of (group, topic) pairs.
+    pub(super) fn plan(
+        &mut self,
+        entries: &[Arc<GroupEntry>],
+        start: usize,
+        opts: &RenderOptions,
+    ) -> (usize, usize) {
+        if let Some((s, end)) = self.planned
+            && s == start
+        {
+            return (end, self.refs.len());
         }
-        previous = Some(id);
-        for topic in &polled.progress.topics {
-            // DefaultHasher::new() has fixed keys, so the output order is stable.
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            topic.topic.hash(&mut h);
-            let topic_hash = h.finish();
-            for p in &topic.partitions {
-                rows.push(Row {
-                    instance: ordinal,
-                    topic_hash,
-                    partition: p.partition,
+        let instance = &entries[start].target.instance;
+        let end = start
+            + entries[start..]
+                .iter()
+                .take_while(|e| {
+                    let i = &e.target.instance;
+                    (i.cloud, &i.instance_id) == (instance.cloud, &instance.instance_id)
+                })
+                .count();
+        self.refs.clear();
+        for (e, entry) in entries.iter().enumerate().take(end).skip(start) {
+            let Some(polled) = opts.fresh(entry) else {
+                continue;
+            };
+            for (t, topic) in polled.progress.topics.iter().enumerate() {
+                // DefaultHasher::new() has fixed keys, so the output order is stable.
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                topic.topic.hash(&mut h);
+                self.refs.push(TopicRef {
+                    hash: h.finish(),
                     at: polled.at,
-                    cloud: id.0,
-                    instance_id: id.1,
-                    topic: &topic.topic,
-                    log_end: p.log_end,
+                    entry: e as u32,
+                    topic: t as u32,
                 });
             }
         }
+        let name = |r: &TopicRef| topic_of(entries, r).topic.as_str();
+        self.refs.sort_unstable_by(|a, b| {
+            (a.hash, name(a), b.at, a.entry).cmp(&(b.hash, name(b), a.at, b.entry))
+        });
+        self.planned = Some((start, end));
+        (end, self.refs.len())
     }
-    // Newest first within each partition, so the first row of a run is the one to keep.
-    rows.sort_unstable_by(|a, b| {
-        (a.instance, a.topic_hash, a.topic, a.partition, b.at).cmp(&(
-            b.instance,
-            b.topic_hash,
-            b.topic,
-            b.partition,
-            a.at,
-        ))
-    });
-    rows.dedup_by(|b, a| {
-        (a.instance, a.topic_hash, a.partition) == (b.instance, b.topic_hash, b.partition)
-            && a.topic == b.topic
-    });
-    let mut num = itoa::Buffer::new();
-    for r in rows {
-        let labels = scheme
-            .instance(r.cloud, r.instance_id)
-            .with("topic", r.topic)
-            .with("partition", num.format(r.partition));
-        sample(out, family.name, labels.as_slice(), Value::Int(r.log_end));
+
+    /// Writes the log ends of the planned instance's topic whose first pair is `r`, and
+    /// returns the next topic's first pair. `line` is scratch.
+    pub(super) fn topic(
+        &mut self,
+        out: &mut Vec<u8>,
+        line: &mut Vec<u8>,
+        family: &Family,
+        scheme: Scheme,
+        entries: &[Arc<GroupEntry>],
+        r: usize,
+    ) -> usize {
+        let first = &self.refs[r];
+        let topic = topic_of(entries, first);
+        let next = r + self.refs[r..]
+            .iter()
+            .take_while(|o| o.hash == first.hash && topic_of(entries, o).topic == topic.topic)
+            .count();
+        let i = &entries[first.entry as usize].target.instance;
+        line.clear();
+        text::open(
+            line,
+            family.name,
+            scheme.instance(i.cloud.as_str(), &i.instance_id).as_slice(),
+        );
+        text::label(line, "topic", &topic.topic);
+        line.extend_from_slice(b",partition=\"");
+        let mut num = itoa::Buffer::new();
+        let mut emit = |out: &mut Vec<u8>, partition: i32, log_end: i64| {
+            out.extend_from_slice(line);
+            out.extend_from_slice(num.format(partition).as_bytes());
+            out.extend_from_slice(b"\"} ");
+            text::write_value(out, Value::Int(log_end));
+            out.push(b'\n');
+        };
+        let ordered = topic
+            .partitions
+            .windows(2)
+            .all(|w| w[0].partition < w[1].partition);
+        if next == r + 1 && ordered {
+            for p in &topic.partitions {
+                emit(out, p.partition, p.log_end);
+            }
+            return next;
+        }
+        self.merge.clear();
+        for (rank, o) in self.refs[r..next].iter().enumerate() {
+            for p in &topic_of(entries, o).partitions {
+                self.merge.push((p.partition, rank as u32, p.log_end));
+            }
+        }
+        self.merge.sort_unstable();
+        let mut previous = None;
+        for &(partition, _, log_end) in &self.merge {
+            if previous != Some(partition) {
+                emit(out, partition, log_end);
+                previous = Some(partition);
+            }
+        }
+        next
     }
+}
+
+/// The topic a [`TopicRef`] names (its entry was fresh when planned).
+fn topic_of<'a>(entries: &'a [Arc<GroupEntry>], r: &TopicRef) -> &'a crate::model::TopicProgress {
+    let polled = entries[r.entry as usize]
+        .last_good
+        .as_deref()
+        .expect("a log-end plan lists polled groups only");
+    &polled.progress.topics[r.topic as usize]
 }

@@ -1,5 +1,7 @@
 //! Everything Prometheus-shaped: the lag families rendered from the store at scrape time
-//! (`lag`), the exporter's own instruments (`exporter`) and the text writer (`text`).
+//! (`lag`), the scheduler's status (`status`), the exporter's own instruments
+//! (`exporter`), a scrape rendered piece by piece from one snapshot (`stream`) and the
+//! text writer (`text`).
 //!
 //! No other module imports Prometheus types. A scrape reads the store and the registry;
 //! it never calls a cloud API.
@@ -7,17 +9,19 @@
 pub mod exporter;
 pub mod lag;
 pub mod status;
+pub mod stream;
 pub mod text;
 
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 
 use crate::config::MetricNames;
 use crate::scheduler::Status;
 use crate::store::Store;
 pub use exporter::ExporterMetrics;
+pub use stream::Scrape;
 pub use text::CONTENT_TYPE;
 
 /// The registry of the exporter's own instruments and the renderer of everything.
@@ -52,40 +56,39 @@ impl Metrics {
         *self.naming.write().unwrap_or_else(|e| e.into_inner()) = lag::Naming::of(names);
     }
 
-    /// The whole exposition: lag families from `store`, the scheduler's status, then the
-    /// exporter's instruments.
-    pub fn render(&self, store: &Store, status: &Status, now: SystemTime) -> Vec<u8> {
-        let stale_after = store.stale_after();
-        let entries = store.entries();
-        let partitions: usize = entries
-            .iter()
-            .filter_map(|e| e.last_good.as_ref())
-            .map(|p| p.progress.partition_count())
-            .sum();
-        // About 6 lines of ~140 bytes per partition; reserving avoids regrowth copies.
-        let mut out = Vec::with_capacity(4096 + partitions * 6 * 140);
-        let naming = *self.naming.read().unwrap_or_else(|e| e.into_inner());
+    /// A scrape of this moment: the lag families from `store`, the scheduler's `status`,
+    /// then the exporter's instruments, rendered piece by piece by [`Scrape::fill`] from a
+    /// snapshot taken now.
+    pub fn scrape(&self, store: &Store, status: Status, now: SystemTime) -> Scrape {
         let opts = lag::RenderOptions {
             now,
-            stale_after,
-            naming,
+            stale_after: store.stale_after(),
+            naming: *self.naming.read().unwrap_or_else(|e| e.into_inner()),
         };
-        lag::render(&mut out, &entries, &opts);
-        status::render(&mut out, status);
-        self.render_own(&mut out);
-        out
+        Scrape::new(store.entries(), status, opts, self.registry.clone())
+    }
+
+    /// The whole exposition at once (for `once` and tests): a [`scrape`](Self::scrape)
+    /// rendered to the end, in pieces as `/metrics` renders it.
+    pub fn render(&self, store: &Store, status: &Status, now: SystemTime) -> Vec<u8> {
+        let mut scrape = self.scrape(store, status.clone(), now);
+        let mut out = Vec::new();
+        loop {
+            let until = out.len() + WHOLE_PIECE;
+            if !scrape.fill(&mut out, until) {
+                return out;
+            }
+        }
     }
 
     /// Appends the exporter's own instruments.
     pub fn render_own(&self, out: &mut Vec<u8>) {
-        let families = self.registry.gather();
-        // The text encoder only fails on invalid metric families, which static
-        // registration rules out.
-        if let Err(e) = TextEncoder::new().encode(&families, out) {
-            tracing::error!(error = %e, "encoding exporter metrics failed");
-        }
+        stream::own(&self.registry, out);
     }
 }
+
+/// The piece size of [`Metrics::render`]: what a piece is does not change the text.
+const WHOLE_PIECE: usize = 1 << 16;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,9 @@
 //!
 //! Built for the scrape path over ~100,000 partitions: label values are escaped while
 //! being copied and numbers are formatted on the stack, so writing a sample allocates
-//! nothing beyond the output buffer's growth.
+//! nothing beyond the output buffer's growth. The lag families write a line's fixed part
+//! (name and labels up to the partition number) once per group and topic with [`open`]
+//! and [`label`], then copy it per partition.
 
 use std::io::Write;
 
@@ -39,26 +41,48 @@ pub enum Value {
 
 /// Writes one sample line: `name{l1="v1",...} value`.
 pub fn sample(out: &mut Vec<u8>, name: &str, labels: &[(&str, &str)], value: Value) {
-    out.extend_from_slice(name.as_bytes());
-    if !labels.is_empty() {
-        out.push(b'{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"=\"");
-            escape_label_value(out, v);
-            out.push(b'"');
-        }
-        out.push(b'}');
+    if labels.is_empty() {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+    } else {
+        open(out, name, labels);
+        out.extend_from_slice(b"} ");
     }
-    out.push(b' ');
+    write_value(out, value);
+    out.push(b'\n');
+}
+
+/// Writes the start of a sample line up to its last label, without the closing brace:
+/// `name{l1="v1",...,ln="vn"`. `labels` must not be empty.
+pub fn open(out: &mut Vec<u8>, name: &str, labels: &[(&str, &str)]) {
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape_label_value(out, v);
+        out.push(b'"');
+    }
+}
+
+/// Appends one more label to a line [`open`]ed: `,name="value"`.
+pub fn label(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(b',');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"=\"");
+    escape_label_value(out, value);
+    out.push(b'"');
+}
+
+/// Writes a sample value.
+pub fn write_value(out: &mut Vec<u8>, value: Value) {
     match value {
         Value::Int(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
         Value::Float(v) => write_float(out, v),
     }
-    out.push(b'\n');
 }
 
 /// Formats a float as Prometheus parses it (`+Inf`, `-Inf`, `NaN`, else shortest decimal).
@@ -128,10 +152,17 @@ mod tests {
         sample(&mut out, "m", &[], Value::Float(f64::INFINITY));
         sample(&mut out, "m", &[], Value::Float(f64::NAN));
         sample(&mut out, "m", &[], Value::Float(1_700_000_000.0));
+        // A line opened once and finished per partition, as the lag families write it.
+        let mut line = Vec::new();
+        open(&mut line, "m", &[("g", "a\"b")]);
+        label(&mut line, "topic", "t\\u");
+        out.extend_from_slice(&line);
+        out.extend_from_slice(b"} 7\n");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "# HELP m a\\\\b\\nc\n# TYPE m gauge\n\
-             m{a=\"x\\\"y\\\\z\\nw\",b=\"1\"} -5\nm 0.25\nm +Inf\nm NaN\nm 1700000000\n"
+             m{a=\"x\\\"y\\\\z\\nw\",b=\"1\"} -5\nm 0.25\nm +Inf\nm NaN\nm 1700000000\n\
+             m{g=\"a\\\"b\",topic=\"t\\\\u\"} 7\n"
         );
     }
 }

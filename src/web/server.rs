@@ -8,15 +8,14 @@
 //! own task with a deadline, so a slow or failed handshake never holds up the accept loop.
 //!
 //! Serving never calls a cloud API: `/metrics` renders the store and the exporter's
-//! registry. Connections drain gracefully on shutdown.
+//! registry, from a snapshot taken when the request arrives and piece by piece as the
+//! response is sent (`body`). Connections drain gracefully on shutdown.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -30,6 +29,7 @@ use tokio::sync::watch;
 
 use super::basic_auth::Authenticator;
 use super::bench_floor::BenchFloor;
+use super::body::{Body, Exposition, gzip};
 use super::config::WebConfigSource;
 use crate::metrics::CONTENT_TYPE;
 
@@ -42,8 +42,15 @@ pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 /// What the server serves; the exporter implements it.
 pub trait Backend: Send + Sync {
-    /// The whole exposition.
-    fn render(&self) -> Vec<u8>;
+    /// A scrape: the exposition of this moment, rendered as it is sent.
+    fn scrape(&self) -> Box<dyn Exposition>;
+    /// The whole exposition at once.
+    fn render(&self) -> Vec<u8> {
+        let mut scrape = self.scrape();
+        let mut out = Vec::new();
+        while scrape.fill(&mut out, usize::MAX) {}
+        out
+    }
     /// Whether the first poll round has finished.
     fn is_ready(&self) -> bool;
     /// Groups tracked, for the landing page.
@@ -78,8 +85,6 @@ impl WebProtection {
         }
     }
 }
-
-type Body = Full<Bytes>;
 
 /// Accepts connections until `shutdown` turns true, then drains them.
 pub async fn serve(
@@ -242,14 +247,12 @@ fn route(
 }
 
 fn metrics(state: &ServerState, headers: &hyper::HeaderMap) -> Response<Body> {
-    let body = state.backend.render();
     let gzipped = accepts_gzip(headers);
-    let body = if gzipped { gzip(&body) } else { body };
-    exposition(Bytes::from(body), gzipped)
+    exposition(Body::stream(state.backend.scrape(), gzipped), gzipped)
 }
 
 /// The exposition's response: its content type, and its encoding when gzipped.
-fn exposition(body: Bytes, gzipped: bool) -> Response<Body> {
+fn exposition(body: Body, gzipped: bool) -> Response<Body> {
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, CONTENT_TYPE)
@@ -257,19 +260,7 @@ fn exposition(body: Bytes, gzipped: bool) -> Response<Body> {
     if gzipped {
         resp = resp.header(header::CONTENT_ENCODING, "gzip");
     }
-    resp.body(Full::new(body))
-        .expect("static headers are valid")
-}
-
-/// Gzips an exposition at the level `/metrics` uses.
-fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = gz.write_all(body);
-    gz.finish().unwrap_or_default()
+    resp.body(body).expect("static headers are valid")
 }
 
 /// The benchmark floor (see [`BenchFloor`]): `POST` captures the exposition, `GET`
@@ -299,7 +290,7 @@ fn bench_floor(
     }
     let gzipped = accepts_gzip(headers);
     match floor.get(gzipped) {
-        Some(body) => exposition(body, gzipped),
+        Some(body) => exposition(Body::full(body), gzipped),
         None => text(
             StatusCode::CONFLICT,
             "nothing captured yet; POST to this path first\n",
@@ -342,7 +333,7 @@ fn landing(state: &ServerState) -> Response<Body> {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .body(Full::new(Bytes::from(html)))
+        .body(Body::full(html))
         .expect("static headers are valid")
 }
 
@@ -355,12 +346,12 @@ fn html_escape(s: &str) -> String {
 
 fn owned_text(status: StatusCode, body: String) -> Response<Body> {
     let mut r = text(status, "");
-    *r.body_mut() = Full::new(Bytes::from(body));
+    *r.body_mut() = Body::full(body);
     r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(Body::full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -371,6 +362,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::body::Prerendered;
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -378,9 +370,11 @@ mod tests {
     struct Counting(AtomicUsize);
 
     impl Backend for Counting {
-        fn render(&self) -> Vec<u8> {
+        fn scrape(&self) -> Box<dyn Exposition> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
-            format!("# TYPE m gauge\nm {n}\n").repeat(50).into_bytes()
+            Box::new(Prerendered::new(
+                format!("# TYPE m gauge\nm {n}\n").repeat(50),
+            ))
         }
         fn is_ready(&self) -> bool {
             true

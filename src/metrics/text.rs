@@ -85,7 +85,9 @@ pub fn write_value(out: &mut Vec<u8>, value: Value) {
     }
 }
 
-/// Formats a float as Prometheus parses it (`+Inf`, `-Inf`, `NaN`, else shortest decimal).
+/// Formats a float as Prometheus parses it (`+Inf`, `-Inf`, `NaN`, else the shortest
+/// decimal that reads back as the same number, as std's `{}` writes it: never an
+/// exponent).
 pub fn write_float(out: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
@@ -94,15 +96,41 @@ pub fn write_float(out: &mut Vec<u8>, v: f64) {
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
         out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
     } else {
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "{v}");
+        let mut ryu = ryu::Buffer::new();
+        match shortest_as_std(&mut ryu, v) {
+            Some(text) => out.extend_from_slice(text.as_bytes()),
+            // Writing to a Vec cannot fail.
+            None => drop(write!(out, "{v}")),
+        }
     }
+}
+
+/// The shortest decimal of a finite, non-integer `v` by Ryū, where it is what std's `{}`
+/// writes: several times faster than std. Both write the shortest digits that read back
+/// as `v`, the closest to it; they differ only in notation outside `1e-5..1e15` (Ryū
+/// writes an exponent) and on exact ties, which std breaks either way and Ryū to even (a
+/// tie: `v` is exactly halfway between the two closest shortest decimals, that is its
+/// exact binary expansion ends one decimal place after the shortest's last digit). Both
+/// cases are left to std.
+fn shortest_as_std(ryu: &mut ryu::Buffer, v: f64) -> Option<&str> {
+    if !(1e-5..1e15).contains(&v.abs()) {
+        return None;
+    }
+    let text = ryu.format_finite(v);
+    let decimals = text.len() - text.find('.')? - 1;
+    // v = mantissa × 2^exponent, normal in this range; the lowest set bit's place is
+    // the number of decimals of v's exact expansion.
+    let bits = v.to_bits();
+    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+    let exponent = ((bits >> 52) & 0x7ff) as i32 - 1075;
+    let lowest = exponent + mantissa.trailing_zeros() as i32;
+    (-lowest != decimals as i32 + 1).then_some(text)
 }
 
 /// Escapes `\`, `"` and newline in a label value.
 pub fn escape_label_value(out: &mut Vec<u8>, v: &str) {
     let bytes = v.as_bytes();
-    if !bytes.iter().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+    if memchr::memchr3(b'\\', b'"', b'\n', bytes).is_none() {
         out.extend_from_slice(bytes);
         return;
     }
@@ -130,6 +158,53 @@ fn escape_help(out: &mut Vec<u8>, help: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_are_written_as_std_writes_them() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut out = Vec::new();
+        let mut check = |v: f64| {
+            out.clear();
+            write_float(&mut out, v);
+            let want = if v.fract() == 0.0 && v.abs() < 1e15 {
+                format!("{}", v as i64)
+            } else {
+                format!("{v}")
+            };
+            assert_eq!(std::str::from_utf8(&out).unwrap(), want, "{v:e}");
+        };
+        // The edges of the range written by Ryū, and typical values: seconds with
+        // milliseconds, time lags, rates.
+        for v in [
+            1e-5,
+            0.99999e-5,
+            1.00001e-5,
+            1e15,
+            999_999_999_999_999.9,
+            0.1,
+            0.3,
+            1.5,
+            1_699_999_000.123,
+            2.5e-3,
+            123_456.789_012_345_6,
+            5e-324,
+            f64::MAX,
+            f64::MIN,
+            // Exact ties between two shortest decimals, which std and Ryū break apart.
+            93_986_249_578_760.0 + 0.625,
+            1.0 + 1.0 / 131_072.0,
+        ] {
+            check(v);
+            check(-v);
+        }
+        for _ in 0..200_000 {
+            // Random bits over every exponent, then values as the exporter makes them.
+            check(f64::from_bits(rng.u64(..)));
+            check(rng.f64() * 10f64.powi(rng.i32(-8..17)));
+            check(rng.i64(1_600_000_000_000..1_800_000_000_000) as f64 / 1000.0);
+            check(rng.u32(..10_000_000) as f64 / 1000.0);
+        }
+    }
 
     #[test]
     fn samples_escape_labels_and_format_numbers() {

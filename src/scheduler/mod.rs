@@ -127,8 +127,9 @@ impl PollPlan {
 #[derive(Clone, Debug, Default)]
 pub struct Status {
     pub accounts: Vec<AccountStatus>,
-    /// The retention of every polled topic whose retention is known.
-    pub retention: Vec<TopicRetention>,
+    /// The retention of every polled topic whose retention is known (one list, shared by
+    /// the scrapes in flight).
+    pub retention: Arc<[TopicRetention]>,
     /// Series the cardinality controls leave out, per instance and reason.
     pub suppressed: Vec<Suppressed>,
 }

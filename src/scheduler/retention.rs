@@ -23,6 +23,9 @@ type Topics = BTreeMap<Arc<str>, Option<Duration>>;
 #[derive(Debug, Default)]
 pub struct RetentionTable {
     instances: HashMap<(Cloud, Arc<str>), Topics>,
+    /// [`RetentionTable::entries`] as last listed, until the table changes: every scrape
+    /// shows them, and one list is shared by the scrapes in flight.
+    listed: Option<Arc<[TopicRetention]>>,
 }
 
 /// One topic's retention, for `/metrics`.
@@ -50,6 +53,7 @@ impl RetentionTable {
     }
 
     fn set(&mut self, cloud: Cloud, instance_id: &Arc<str>, topic: &str, r: Option<Duration>) {
+        self.listed = None;
         self.instances
             .entry((cloud, instance_id.clone()))
             .or_default()
@@ -62,6 +66,7 @@ impl RetentionTable {
             .iter()
             .map(|(i, t)| ((i.cloud, i.instance_id.clone()), t))
             .collect();
+        self.listed = None;
         self.instances.retain(|k, topics| match keep.get(k) {
             Some(w) => {
                 topics.retain(|t, _| w.contains(&**t));
@@ -72,7 +77,10 @@ impl RetentionTable {
     }
 
     /// Every known retention, sorted by cloud, instance and topic.
-    pub fn entries(&self) -> Vec<TopicRetention> {
+    pub fn entries(&mut self) -> Arc<[TopicRetention]> {
+        if let Some(listed) = &self.listed {
+            return listed.clone();
+        }
         let mut out: Vec<TopicRetention> = self
             .instances
             .iter()
@@ -90,7 +98,7 @@ impl RetentionTable {
         out.sort_by(|a, b| {
             (a.cloud, &a.instance_id, &a.topic).cmp(&(b.cloud, &b.instance_id, &b.topic))
         });
-        out
+        self.listed.insert(out.into()).clone()
     }
 }
 
@@ -221,7 +229,7 @@ impl Scheduler {
     }
 
     /// The retention of every topic read so far, for `/metrics`.
-    pub fn retention(&self) -> Vec<TopicRetention> {
+    pub fn retention(&self) -> Arc<[TopicRetention]> {
         lock(&self.retention).entries()
     }
 }
@@ -243,6 +251,7 @@ mod tests {
         assert!(!t.known(Cloud::Tencent, &id, "c"));
         assert_eq!(t.get(Cloud::Alibaba, &id, "a"), None, "another cloud");
         assert_eq!(t.entries().len(), 1);
+        assert!(Arc::ptr_eq(&t.entries(), &t.entries()), "listed once");
         let instance = Arc::new(InstanceRef {
             cloud: Cloud::Tencent,
             account: "acct".into(),
@@ -251,6 +260,7 @@ mod tests {
         });
         let wanted = BTreeMap::from([(instance, BTreeSet::from(["b".to_string()]))]);
         t.retain(&wanted);
+        assert_eq!(t.entries().len(), 0, "listed anew after a change");
         assert!(!t.known(Cloud::Tencent, &id, "a"));
         assert!(t.known(Cloud::Tencent, &id, "b"));
         t.retain(&BTreeMap::new());

@@ -37,6 +37,10 @@ pub const GZIP_LEVEL: u32 = 1;
 /// compresses to a few KB).
 const GZIP_CHUNK: usize = 16 * 1024;
 
+/// What the gzip encoder may add to a chunk at once (flate2 passes its output on in
+/// buffers of up to 32 KiB), so that a chunk's buffer never grows.
+const GZIP_SPILL: usize = 32 * 1024;
+
 /// Spare buffers a streamed body keeps for its next pieces.
 const SPARE: usize = 8;
 
@@ -102,7 +106,7 @@ impl Body {
         let pool = Arc::new(Pool {
             spare: Mutex::new(Vec::new()),
             capacity: if gzip {
-                2 * GZIP_CHUNK
+                GZIP_CHUNK + GZIP_SPILL
             } else {
                 PIECE + PIECE / 8
             },
@@ -277,6 +281,14 @@ impl Drop for Pooled {
     }
 }
 
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunk")
+            .field("remaining", &self.remaining())
+            .finish()
+    }
+}
+
 impl Buf for Chunk {
     fn remaining(&self) -> usize {
         match self {
@@ -300,5 +312,102 @@ impl Buf for Chunk {
                 p.pos += n;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::body::Body as _;
+    use std::io::Read;
+    use std::task::Waker;
+
+    /// Lines `m{n="i"} i` for i below `lines`, a few at a time.
+    struct Lines {
+        next: usize,
+        lines: usize,
+    }
+
+    impl Exposition for Lines {
+        fn fill(&mut self, out: &mut Vec<u8>, until: usize) -> bool {
+            while self.next < self.lines && out.len() < until {
+                // A unit of three lines, so pieces end a little past `until`.
+                for _ in 0..3 {
+                    let i = self.next;
+                    out.extend_from_slice(format!("m{{n=\"{i}\"}} {i}\n").as_bytes());
+                    self.next += 1;
+                }
+            }
+            self.next < self.lines
+        }
+    }
+
+    fn text(lines: usize) -> Vec<u8> {
+        let mut all = Lines { next: 0, lines };
+        let mut out = Vec::new();
+        while all.fill(&mut out, usize::MAX) {}
+        out
+    }
+
+    /// The chunks of a body, polled as hyper does (outside a runtime: no turn ends).
+    fn chunks(mut body: Body) -> Vec<Vec<u8>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        loop {
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let mut data = frame.into_data().unwrap_or_else(|_| panic!("data"));
+                    out.push(data.copy_to_bytes(data.remaining()).to_vec());
+                }
+                Poll::Ready(None) => break,
+                Poll::Pending => panic!("pending outside a runtime"),
+            }
+        }
+        assert!(body.is_end_stream());
+        out
+    }
+
+    #[test]
+    fn a_streamed_exposition_is_sent_in_pieces() {
+        let lines = 60_000;
+        let body = Body::stream(Box::new(Lines { next: 0, lines }), false);
+        assert_eq!(body.size_hint().exact(), None, "chunked");
+        let chunks = chunks(body);
+        assert_eq!(chunks.concat(), text(lines));
+        assert!(chunks.len() > 10, "{} pieces", chunks.len());
+        for c in &chunks[..chunks.len() - 1] {
+            assert!((PIECE..PIECE + 100).contains(&c.len()), "{}", c.len());
+        }
+    }
+
+    #[test]
+    fn a_gzipped_exposition_is_compressed_as_it_goes() {
+        let lines = 200_000;
+        let chunks = chunks(Body::stream(Box::new(Lines { next: 0, lines }), true));
+        assert!(chunks.len() > 2, "{} chunks", chunks.len());
+        for c in &chunks[..chunks.len() - 1] {
+            assert!(c.len() >= GZIP_CHUNK, "{}", c.len());
+        }
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&chunks.concat()[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, text(lines));
+        // The whole-buffer gzip of the benchmark floor reads the same.
+        let mut whole = Vec::new();
+        flate2::read::GzDecoder::new(&gzip(&plain)[..])
+            .read_to_end(&mut whole)
+            .unwrap();
+        assert_eq!(whole, plain);
+    }
+
+    #[test]
+    fn small_bodies_have_a_length() {
+        let body = Body::full("ok\n");
+        assert_eq!(body.size_hint().exact(), Some(3));
+        assert_eq!(chunks(body), [b"ok\n".to_vec()]);
+        let empty = Body::full("");
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
     }
 }

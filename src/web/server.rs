@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use super::basic_auth::Authenticator;
 use super::bench_floor::BenchFloor;
-use super::body::{Body, Exposition, gzip};
+use super::body::{Body, Exposition, PIECE, gzip};
 use super::config::WebConfigSource;
 use crate::metrics::CONTENT_TYPE;
 
@@ -37,6 +37,10 @@ use crate::metrics::CONTENT_TYPE;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// What hyper buffers per connection before writing to the socket: two pieces of a
+/// streamed exposition. hyper's default (about 400 KB) would let every scrape in flight
+/// hold that much.
+const CONNECTION_BUFFER: usize = 2 * PIECE;
 /// Paths served without basic auth: liveness and readiness probes.
 pub const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
@@ -171,6 +175,7 @@ where
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(CONNECTION_BUFFER)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
@@ -460,6 +465,141 @@ mod tests {
             route(&on, &Method::GET, "/metrics", &plain).headers()
         );
         assert_eq!(body(floor_plain).await, first);
+    }
+
+    /// An exposition of `pieces` pieces of one line each, counting the pieces rendered.
+    struct Counted {
+        rendered: Arc<AtomicUsize>,
+        pieces: usize,
+    }
+
+    impl Exposition for Counted {
+        fn fill(&mut self, out: &mut Vec<u8>, _until: usize) -> bool {
+            let n = self.rendered.fetch_add(1, Ordering::SeqCst);
+            out.extend_from_slice(format!("m{{piece=\"{n}\"}} 1\n").as_bytes());
+            n + 1 < self.pieces
+        }
+    }
+
+    struct Slow(Arc<AtomicUsize>);
+
+    impl Backend for Slow {
+        fn scrape(&self) -> Box<dyn Exposition> {
+            Box::new(Counted {
+                rendered: self.0.clone(),
+                pieces: 200,
+            })
+        }
+        fn is_ready(&self) -> bool {
+            true
+        }
+        fn group_count(&self) -> usize {
+            0
+        }
+        fn reload(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// A connection whose client has sent `request` and reads whatever is written at once:
+    /// the socket never makes the server wait, so only the server's own yields let other
+    /// tasks run.
+    struct Eager {
+        request: Vec<u8>,
+        written: Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl AsyncRead for Eager {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.request.is_empty() {
+                // Nothing more from the client (it waits for the response).
+                return std::task::Poll::Pending;
+            }
+            let n = self.request.len().min(buf.remaining());
+            buf.put_slice(&self.request[..n]);
+            self.request.drain(..n);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Eager {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            data: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.written.lock().unwrap().extend_from_slice(data);
+            std::task::Poll::Ready(Ok(data.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Serves one request on a spawned connection task; returns what was written.
+    fn connect(
+        state: &Arc<ServerState>,
+        graceful: &hyper_util::server::graceful::GracefulShutdown,
+        path: &str,
+    ) -> (tokio::task::JoinHandle<()>, Arc<std::sync::Mutex<Vec<u8>>>) {
+        let written = Arc::default();
+        let conn = Eager {
+            request: format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+            written: Arc::clone(&written),
+        };
+        let task = tokio::spawn(http(conn, state.clone(), graceful.watcher()));
+        (task, written)
+    }
+
+    /// One worker thread, and a client that never makes the server wait: `/healthz` is
+    /// answered after a piece or two of a scrape that was asked first, not after all of
+    /// it, because the scrape's body ends the task's turn after each piece.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_scrape_in_progress_does_not_hold_up_healthz() {
+        let rendered = Arc::new(AtomicUsize::new(0));
+        let state = Arc::new(ServerState {
+            backend: Arc::new(Slow(rendered.clone())),
+            ..state(None)
+        });
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let (scrape, scraped) = connect(&state, &graceful, "/metrics");
+        let (health, answer) = connect(&state, &graceful, "/healthz");
+        health.await.unwrap();
+        let at_health = rendered.load(Ordering::SeqCst);
+        assert!(
+            String::from_utf8_lossy(&answer.lock().unwrap()).ends_with("\r\n\r\nok\n"),
+            "healthz answered"
+        );
+        assert!(
+            (1..10).contains(&at_health),
+            "{at_health} of 200 pieces rendered when /healthz was answered"
+        );
+        scrape.await.unwrap();
+        assert_eq!(rendered.load(Ordering::SeqCst), 200);
+        let scraped = String::from_utf8(scraped.lock().unwrap().clone()).unwrap();
+        assert!(
+            scraped.contains("transfer-encoding: chunked"),
+            "{scraped:.200}"
+        );
+        assert!(scraped.contains("m{piece=\"0\"} 1\n") && scraped.contains("m{piece=\"199\"} 1\n"));
+        assert!(
+            scraped.ends_with("\r\n0\r\n\r\n"),
+            "the chunked body is complete"
+        );
     }
 
     #[test]
